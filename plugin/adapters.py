@@ -23,3 +23,5 @@ class AdapterPlan:
     state: State
     reason: str
     hooks: tuple[tuple[Target, Around], ...] = ()
+    # engine functions the hooks call but do not replace: validated like hook targets, never patched
+    requires: tuple[Target, ...] = ()

@@ -4,6 +4,7 @@
   hotfuse fusions [--markdown]                      the fusion registry
   hotfuse readme [--check]                          regenerate (or check) the README's generated tables
   hotfuse fingerprint WHEEL...                      adapter targets checked against engine wheels
+  hotfuse bench [--fusion F] [--out DIR]            GPU timings (CUDA graphs) vs roofline; CPU: correctness only
   hotfuse --version
 
 `status` runs the same decisions as the engine plugin (flags, adapters, target validation) in this
@@ -77,6 +78,15 @@ def _fingerprint(args) -> int:
     return 1 if bad else 0
 
 
+def _bench(args) -> int:
+    from hotfuse.bench import BENCH_MODULES, run
+
+    upstream = dict(item.split("=", 1) for item in args.upstream)
+    fusions = args.fusion or list(BENCH_MODULES)
+    doc = run(fusions, args.out, upstream, quick=args.quick)
+    return 0 if all(c["ok"] for c in doc["checks"]) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hotfuse", description="Fused kernels for SGLang and vLLM.")
     parser.add_argument("--version", action="version", version=f"hotfuse {__version__}")
@@ -94,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fingerprint", help="check adapter targets against engine wheels")
     p.add_argument("wheels", nargs="+")
     p.set_defaults(func=_fingerprint)
+    p = sub.add_parser("bench", help="time fused vs reference vs alternatives (GPU); correctness only on CPU")
+    p.add_argument("--fusion", action="append", help="fusion to bench (repeatable; default: all with cases)")
+    p.add_argument("--out", default="bench-out", help="directory for bench.json, bench.md, bench.png")
+    p.add_argument("--upstream", action="append", default=[], metavar="NAME=PATH",
+                   help="engine kernel source file to time side by side, e.g. sglang_sampler=.upstream/x.py")
+    p.add_argument("--quick", action="store_true", help="small shapes only")
+    p.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -72,10 +72,8 @@ FUSIONS: tuple[Fusion, ...] = (
         "its fused kernel was reverted before a release",
         upstream=("sglang#20501 fused temperature+softmax", "sglang#22046 revert of #20501"),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
-                          reason="kernel lands in a later hotfuse release"),
-            EngineSupport("vllm", VLLM_VERSIONS, state=State.PENDING,
-                          reason="kernel lands in a later hotfuse release"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.sampler"),
+            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.sampler"),
         ),
     ),
     Fusion(

@@ -105,11 +105,13 @@ def _install(engine: str, name: str, plan: AdapterPlan, allow_drift: bool, insta
              patches: list[Patch]) -> tuple[State, str, list[str]]:
     """Validate every hook target of `plan`; install all of them or none. Returns state, reason, targets."""
     validations = [(validate(target, allow_drift), around) for target, around in plan.hooks]
+    dependencies = [validate(target, allow_drift) for target in plan.requires]
     targets = [v.target.dotted for v, _ in validations]
-    drifted = [v.reason for v, _ in validations if not v.ok]
+    checked = [v for v, _ in validations] + dependencies
+    drifted = [v.reason for v in checked if not v.ok]
     if drifted:
         return State.DRIFT, "; ".join(drifted), targets
-    for v, _ in validations:
+    for v in checked:
         if v.drift_allowed:
             logger.warning("%s: %s", name, v.reason)
     if install:

@@ -3,8 +3,8 @@
 Used by the integration tests as a subprocess, so each run gets its own environment (HOTFUSE flags are
 read once per process, in every engine process). Not a test module itself.
 
-  python tests/engine_driver.py vllm   MODEL_DIR [--max-tokens N] [--temperature T]
-  python tests/engine_driver.py sglang MODEL_DIR [--max-tokens N] [--temperature T]
+  python tests/engine_driver.py vllm   MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
+  python tests/engine_driver.py sglang MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 PROMPTS = [[11, 22, 33, 44, 55], [7, 8, 9]]
 
 
-def run_vllm(model: str, max_tokens: int, temperature: float) -> list[list[int]]:
+def run_vllm(model: str, max_tokens: int, temperature: float, top_p: float) -> list[list[int]]:
     from vllm import LLM, SamplingParams
 
     llm = LLM(
@@ -31,13 +31,14 @@ def run_vllm(model: str, max_tokens: int, temperature: float) -> list[list[int]]
         enforce_eager=True,
         seed=0,
     )
-    params = SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=1, detokenize=False,
+    # no per-request seed: vLLM would give each request its own torch.Generator
+    params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, detokenize=False,
                             ignore_eos=True)
     outputs = llm.generate([{"prompt_token_ids": p} for p in PROMPTS], params, use_tqdm=False)
     return [list(o.outputs[0].token_ids) for o in outputs]
 
 
-def run_sglang(model: str, max_tokens: int, temperature: float) -> list[list[int]]:
+def run_sglang(model: str, max_tokens: int, temperature: float, top_p: float) -> list[list[int]]:
     import sglang as sgl
 
     engine = sgl.Engine(
@@ -53,7 +54,7 @@ def run_sglang(model: str, max_tokens: int, temperature: float) -> list[list[int
         log_level="warning",
     )
     try:
-        params = {"max_new_tokens": max_tokens, "temperature": temperature, "ignore_eos": True}
+        params = {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "ignore_eos": True}
         outputs = engine.generate(input_ids=PROMPTS, sampling_params=params)
         time.sleep(1.5)  # let the scheduler's hotfuse report thread flush its counters
         return [list(o["output_ids"]) for o in outputs]
@@ -67,9 +68,10 @@ def main() -> int:
     parser.add_argument("model")
     parser.add_argument("--max-tokens", type=int, default=6)
     parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
     args = parser.parse_args()
     run = run_vllm if args.engine == "vllm" else run_sglang
-    tokens = run(args.model, args.max_tokens, args.temperature)
+    tokens = run(args.model, args.max_tokens, args.temperature, args.top_p)
     print("HOTFUSE_DRIVER_RESULT " + json.dumps({"tokens": tokens, "pid": os.getpid()}), flush=True)
     return 0
 

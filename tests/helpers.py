@@ -14,11 +14,13 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 MODELS = TESTS / "models"
 DRIVER = TESTS / "engine_driver.py"
-HOTFUSE_VARS = ("HOTFUSE", "HOTFUSE_DISABLE", "HOTFUSE_ALLOW_DRIFT", "HOTFUSE_REPORT_DIR", "HOTFUSE_TEST_FAULTS")
+HOTFUSE_VARS = ("HOTFUSE", "HOTFUSE_DISABLE", "HOTFUSE_ALLOW_DRIFT", "HOTFUSE_REPORT_DIR", "HOTFUSE_TEST_FAULTS",
+                "TRITON_INTERPRET")
 
 
 def clean_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """The test process's environment without hotfuse variables, caches kept under tmp_path."""
+    """The test process's environment without hotfuse variables (nor the kernel tests' TRITON_INTERPRET),
+    caches kept under tmp_path."""
     env = {k: v for k, v in os.environ.items() if k not in HOTFUSE_VARS}
     env.update(
         VLLM_CACHE_ROOT=str(tmp_path / "vllm-cache"),
@@ -50,6 +52,20 @@ def run_engine(engine: str, model: str, env: dict[str, str], timeout: int = 400,
     assert proc.returncode == 0, f"{engine} driver failed (rc={proc.returncode}):\n{out[-6000:]}"
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("HOTFUSE_DRIVER_RESULT "))
     return json.loads(line.split(" ", 1)[1])["tokens"], out
+
+
+def run_cases(tmp_path_factory, engine: str, model: str, cases: dict) -> dict:
+    """One real engine run per case, each in its own temp dir with a report dir.
+
+    cases: {label: (environment overrides, driver options)}. Returns {label: (tokens, reports, log)}.
+    """
+    out = {}
+    for label, (overrides, options) in cases.items():
+        tmp = tmp_path_factory.mktemp(f"{engine}-{label}")
+        env = clean_env(tmp, HOTFUSE_REPORT_DIR=str(tmp / "reports"), **overrides)
+        tokens, log = run_engine(engine, model_dir(model, tmp), env, **options)
+        out[label] = (tokens, read_reports(tmp / "reports"), log)
+    return out
 
 
 def read_reports(directory: Path, settle: float = 2.5) -> list[dict]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import clean_env, model_dir, read_reports, report_with_title, run_engine
+from helpers import report_with_title, run_cases
 
 pytestmark = pytest.mark.engine_sglang
 
@@ -11,17 +11,11 @@ TOPK_TARGET = "sglang.srt.layers.moe.topk._biased_grouped_topk_postprocess"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    out = {}
-    for label, flags in {
-        "on": {"HOTFUSE": "1"},
-        "off": {},
-        "fault": {"HOTFUSE": "1", "HOTFUSE_TEST_FAULTS": "install:topk_postprocess"},
-    }.items():
-        tmp = tmp_path_factory.mktemp(f"sglang-{label}")
-        env = clean_env(tmp, HOTFUSE_REPORT_DIR=str(tmp / "reports"), **flags)
-        tokens, log = run_engine("sglang", model_dir("mixtral-tiny", tmp), env)
-        out[label] = (tokens, read_reports(tmp / "reports"), log)
-    return out
+    return run_cases(tmp_path_factory, "sglang", "mixtral-tiny", {
+        "on": ({"HOTFUSE": "1"}, {}),
+        "off": ({}, {}),
+        "fault": ({"HOTFUSE": "1", "HOTFUSE_TEST_FAULTS": "install:topk_postprocess"}, {}),
+    })
 
 
 def test_plugin_runs_in_the_scheduler_process(runs):
@@ -30,10 +24,14 @@ def test_plugin_runs_in_the_scheduler_process(runs):
     scheduler = report_with_title(reports, "sglang::scheduler")
     assert scheduler["engine_version"] == "0.5.23"
     assert scheduler["patches"] == [
-        {"fusion": "topk_postprocess", "target": TOPK_TARGET, "via": "sglang HookRegistry"}
+        {"fusion": "sampler", "target": "sglang.srt.layers.sampler.Sampler.forward", "via": "sglang HookRegistry"},
+        {"fusion": "topk_postprocess", "target": TOPK_TARGET, "via": "sglang HookRegistry"},
     ]
     states = {n: f["state"] for n, f in scheduler["fusions"].items()}
     assert states["topk_postprocess"] == "active"
+    # greedy decoding keeps SGLang's own sampler: counted as such, never fused
+    assert scheduler["counters"]["sampler"]["fused"] == 0
+    assert scheduler["counters"]["sampler"]["fallbacks"].get("greedy batch", 0) >= 6
     assert states["spec_gather"] == "native" and states["gemma4_router"] == "native"
 
 
@@ -59,3 +57,32 @@ def test_failing_adapter_leaves_the_engine_generating_stock(runs):
     assert scheduler["fusions"]["topk_postprocess"]["state"] == "error"
     assert "InjectedFault" in scheduler["error"]
     assert "every patch was reverted" in log
+
+
+@pytest.fixture(scope="module")
+def sampler_runs(tmp_path_factory):
+    """Sampling with temperature > 0 (simple case and top-p), kernels through the Triton interpreter."""
+    fused = {"HOTFUSE": "sampler", "TRITON_INTERPRET": "1"}
+    disabled = {"HOTFUSE": "1", "HOTFUSE_DISABLE": "sampler", "TRITON_INTERPRET": "1"}
+    return run_cases(tmp_path_factory, "sglang", "mixtral-tiny", {
+        "sample": (fused, {"temperature": 0.8}),
+        "softmax": (fused, {"temperature": 0.8, "top_p": 0.9}),
+        "disabled": (disabled, {"temperature": 0.8}),
+    })
+
+
+@pytest.mark.parametrize("label", ["sample", "softmax"])
+def test_sampling_goes_through_the_fused_kernels_in_the_scheduler(sampler_runs, label):
+    tokens, reports, _ = sampler_runs[label]
+    scheduler = report_with_title(reports, "sglang::scheduler")
+    assert scheduler["fusions"]["sampler"]["state"] == "active"
+    assert scheduler["counters"]["sampler"]["fused"] >= 6, scheduler["counters"]["sampler"]
+    assert all(len(t) == 6 and all(0 <= tok < 512 for tok in t) for t in tokens)
+
+
+def test_disabled_sampler_runs_sglangs_own_path(sampler_runs):
+    tokens, reports, _ = sampler_runs["disabled"]
+    scheduler = report_with_title(reports, "sglang::scheduler")
+    assert scheduler["fusions"]["sampler"]["state"] == "reference"
+    assert scheduler["counters"]["sampler"] == {"fused": 0, "fallbacks": {}}
+    assert all(len(t) == 6 for t in tokens)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import clean_env, model_dir, read_reports, report_with_title, run_engine
+from helpers import clean_env, report_with_title, run_cases
 
 pytestmark = pytest.mark.engine_vllm
 
@@ -14,17 +14,11 @@ pytestmark = pytest.mark.engine_vllm
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Three real engine runs shared by the tests below: HOTFUSE=1, unset, and a failing adapter."""
-    out = {}
-    for label, flags in {
-        "on": {"HOTFUSE": "1"},
-        "off": {},
-        "fault": {"HOTFUSE": "1", "HOTFUSE_TEST_FAULTS": "install:vllm.compile_cache"},
-    }.items():
-        tmp = tmp_path_factory.mktemp(f"vllm-{label}")
-        env = clean_env(tmp, HOTFUSE_REPORT_DIR=str(tmp / "reports"), **flags)
-        tokens, log = run_engine("vllm", model_dir("qwen3-tiny", tmp), env)
-        out[label] = (tokens, read_reports(tmp / "reports"), log)
-    return out
+    return run_cases(tmp_path_factory, "vllm", "qwen3-tiny", {
+        "on": ({"HOTFUSE": "1"}, {}),
+        "off": ({}, {}),
+        "fault": ({"HOTFUSE": "1", "HOTFUSE_TEST_FAULTS": "install:vllm.compile_cache"}, {}),
+    })
 
 
 def test_plugin_runs_and_reports_in_the_worker_process(runs):
@@ -34,10 +28,13 @@ def test_plugin_runs_and_reports_in_the_worker_process(runs):
     driver_pid = {r["process"]["pid"] for r in reports if r["process"]["name"] == "MainProcess"}
     assert worker["process"]["pid"] not in driver_pid
     assert worker["flags"]["raw"] == {"HOTFUSE": "1"} and not worker["flags"]["inert"]
-    assert [p["target"] for p in worker["patches"]] == ["vllm.envs.compile_factors"]
+    assert [p["target"] for p in worker["patches"]] == ["vllm.envs.compile_factors", "vllm.v1.sample.sampler.Sampler.sample"]
     assert worker["infra"]["vllm.compile_cache"].startswith("active")
     states = {n: f["state"] for n, f in worker["fusions"].items()}
     assert states["topk_postprocess"] == "native" and states["spec_gather"] == "not applicable"
+    # greedy decoding keeps vLLM's own sampler: counted as such, never fused
+    assert worker["counters"]["sampler"]["fused"] == 0
+    assert worker["counters"]["sampler"]["fallbacks"].get("greedy rows", 0) >= 6
     # the engine core process ran the plugin too
     report_with_title(reports, "VLLM::EngineCore")
 
@@ -95,3 +92,31 @@ def test_hotfuse_flags_are_part_of_the_compile_cache_key(tmp_path):
     assert len({a1["hash"], b["hash"], c["hash"], stock["hash"]}) == 4, "flipping a flag must change the key"
     assert "sampler=fused" in a1["hotfuse"] and "sampler=reference" in c["hotfuse"]
     assert stock["hotfuse"] is None, "with HOTFUSE unset vLLM's key must be untouched"
+
+
+@pytest.fixture(scope="module")
+def sampler_runs(tmp_path_factory):
+    """Sampling with temperature > 0, kernels run through the Triton interpreter in the worker."""
+    sampling = {"temperature": 0.8}
+    return run_cases(tmp_path_factory, "vllm", "qwen3-tiny", {
+        "sampler-fused": ({"HOTFUSE": "sampler", "TRITON_INTERPRET": "1"}, sampling),
+        "sampler-disabled": ({"HOTFUSE": "1", "HOTFUSE_DISABLE": "sampler", "TRITON_INTERPRET": "1"}, sampling),
+    })
+
+
+def test_sampling_with_temperature_goes_through_the_fused_kernel_in_the_worker(sampler_runs):
+    tokens, reports, _ = sampler_runs["sampler-fused"]
+    worker = report_with_title(reports, "VLLM::Worker")
+    assert worker["fusions"]["sampler"]["state"] == "active"
+    assert worker["counters"]["sampler"]["fused"] >= 6, worker["counters"]["sampler"]
+    assert [p["target"] for p in worker["patches"]][-1] == "vllm.v1.sample.sampler.Sampler.sample"
+    assert all(len(t) == 6 and all(0 <= tok < 512 for tok in t) for t in tokens)
+
+
+def test_disabled_sampler_runs_vllms_own_path(sampler_runs):
+    tokens, reports, _ = sampler_runs["sampler-disabled"]
+    worker = report_with_title(reports, "VLLM::Worker")
+    assert worker["fusions"]["sampler"]["state"] == "reference"
+    assert worker["counters"]["sampler"] == {"fused": 0, "fallbacks": {}}
+    assert "vllm.v1.sample.sampler.Sampler.sample" not in [p["target"] for p in worker["patches"]]
+    assert all(len(t) == 6 and all(0 <= tok < 512 for tok in t) for t in tokens)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run on the GPU device machine (no engine, no network there): the GPU test suite and `hotfuse bench`.
+# hotfuse is put on PYTHONPATH through a copy laid out as the installed package would be.
+# Usage: bash ci/gpu_run.sh OUT_DIR [bench args...]
+set -uo pipefail
+out="${1:?out dir}"; shift
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+shim="$(mktemp -d)"
+cp -r "$root/plugin" "$shim/hotfuse" && cp -r "$root/patches" "$shim/hotfuse/patches"
+export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
+cd "$root"
+if [[ -n "${HOTFUSE_GPU_SCRIPT:-}" ]]; then  # an experiment instead of the suite: HOTFUSE_GPU_SCRIPT="tools/x.py"
+  python3 $HOTFUSE_GPU_SCRIPT "$out" "$@"; exit $?
+fi
+python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider -o addopts="" --junitxml="$out/gpu-tests.xml" 2>&1 | tee "$out/gpu-tests.log"
+tests_rc=${PIPESTATUS[0]}
+upstream=()
+[[ -f .upstream/sglang_temperature_softmax.py ]] && upstream+=(--upstream sglang_sampler=.upstream/sglang_temperature_softmax.py)
+python3 -m hotfuse.cli bench --out "$out" "${upstream[@]}" "$@" 2>&1 | tee "$out/bench.log" | tail -n 60
+bench_rc=${PIPESTATUS[0]}
+echo "gpu tests rc=$tests_rc bench rc=$bench_rc"
+exit $(( tests_rc || bench_rc ))

@@ -1,0 +1,1 @@
+"""Fused kernels with their torch references. Kernels never import an engine."""

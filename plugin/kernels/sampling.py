@@ -1,0 +1,455 @@
+"""Fused temperature + softmax, and fused temperature + sample, as Triton kernels with torch references.
+
+temperature_softmax(logits [B, V], temperatures [B] or [B, 1], out=None) -> probs [B, V]
+    softmax(logits / t) per row, fp32 math, output in the logits' dtype; in place when `out is logits`.
+temperature_sample(logits [B, V], temperatures, seeds [B] int64) -> token ids [B] int64
+    one sample per row from softmax(logits / t) by the Gumbel-max race (argmax of logits / t + Gumbel
+    noise), reading the logits once and never writing probabilities. Deterministic for given seeds.
+
+Softmax on a GPU from 1.5M elements up: one cooperative launch. Each program keeps its chunk of a row in
+registers, publishes the chunk's (max, sum), waits on an arrival counter until the whole row has
+published (the reduction itself is a fixed-order read of the partials), then writes its probabilities:
+every element is read once and written once.
+
+Below that, in the interpreter, and for the sampler: two launches. Rows are split into chunks so even one
+row spreads over the whole GPU; the first launch reduces each chunk (max and sum of exponentials, or best
+Gumbel score and its index) into a small per-row workspace, the second combines a row's partials in a
+fixed order and, for the softmax, re-reads its chunk (walking backwards, so its first reads hit what the
+first pass left in L2) and writes the probabilities. The second launch is a programmatic dependent of the
+first (Hopper grid-dependency control) to shave launch latency.
+
+No floating-point contraction in the softmax kernels: x / t is rounded once and that same value feeds
+both the row maximum and the exponent (an FMA of logit * (1/t) - max would not: 0.2% error on the top
+probability at temperature 1e-4). Geometry depends only on the shape and the device's multiprocessor
+count; no atomics in reductions; no host synchronisation (the kernels capture in CUDA graphs).
+
+Inputs the kernels do not handle go to the torch reference and are counted as fallbacks with the reason.
+This module knows nothing about engines.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from hotfuse.counters import count_fallback, count_fused
+from hotfuse.log import logger
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # Triton is optional: everything falls back to the torch reference
+    triton = None
+    tl = None
+
+FUSION = "sampler"
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+# ---------------------------------------------------------------------------------------------------
+# torch references (the unfused path; also what the kernels are tested against)
+# ---------------------------------------------------------------------------------------------------
+
+def _temperature_column(temperatures: torch.Tensor, rows: int) -> torch.Tensor:
+    return temperatures.reshape(rows, 1).to(torch.float32)
+
+
+def temperature_softmax_reference(logits: torch.Tensor, temperatures: torch.Tensor,
+                                  out: torch.Tensor | None = None) -> torch.Tensor:
+    probs = torch.softmax(logits.float() / _temperature_column(temperatures, logits.shape[0]), dim=-1)
+    if out is None:
+        return probs.to(logits.dtype)
+    out.copy_(probs)
+    return out
+
+
+def temperature_sample_reference(logits: torch.Tensor, temperatures: torch.Tensor,
+                                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Exponential race on the exact probabilities: argmax(p / E), E ~ Exp(1). Same law as the kernel."""
+    probs = temperature_softmax_reference(logits.float(), temperatures)
+    noise = torch.empty_like(probs).exponential_(generator=generator)
+    return probs.div_(noise).argmax(dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# dispatch: which inputs the kernels take
+# ---------------------------------------------------------------------------------------------------
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def unsupported_reason(logits: torch.Tensor, temperatures: torch.Tensor) -> str | None:
+    """Why the kernels cannot take these inputs, or None when they can."""
+    if triton is None:
+        return "triton unavailable"
+    if logits.dtype not in KERNEL_DTYPES:
+        return f"dtype={str(logits.dtype).removeprefix('torch.')}"
+    if logits.device.type != "cuda" and not (_interpreting() and logits.device.type == "cpu"):
+        return f"device={logits.device.type}"
+    if logits.dtype == torch.bfloat16 and _interpreting():
+        return "dtype=bfloat16 under the Triton interpreter"
+    if logits.shape[1] > 0 and logits.stride(1) != 1:
+        return "non-contiguous rows"
+    if temperatures.device != logits.device:
+        return "temperatures on another device"
+    return None
+
+
+def _check_contract(logits: torch.Tensor, temperatures: torch.Tensor) -> None:
+    """Inputs outside the documented contract are errors, not fallbacks: nothing sensible to compute."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be [B, V], got shape {tuple(logits.shape)}")
+    if temperatures.numel() != logits.shape[0]:
+        raise ValueError(f"temperatures must have one value per row: {temperatures.numel()} for {logits.shape[0]} rows")
+
+
+@dataclass(frozen=True)
+class Config:
+    block: int          # elements per tile
+    warps: int
+    waves: int          # aim for about waves x multiprocessors programs
+    early_launch: bool  # first softmax pass lets the second be scheduled at once (programmatic dependent launch)
+
+
+# Chosen from a sweep on an H200 (tools/tune_sampler.py, figures in docs/BENCHMARKS.md): small problems are
+# latency-bound and want many small programs, large ones want long programs with wide tiles.
+CONFIGS = {
+    "softmax": ((1 << 23, Config(1024, 4, 4, True)), (None, Config(4096, 8, 8, False))),
+    "sample": ((1 << 20, Config(1024, 4, 2, False)), (None, Config(4096, 8, 4, False))),
+}
+PHILOX_ROUNDS = 7  # Philox4x32-7 passes BigCrush (Salmon et al., 2011); 10 is curand's safety margin
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Launch geometry for one shape: a function of (rows, vocab, device) only, so results are repeatable."""
+
+    config: Config
+    chunk: int        # elements per program (whole tiles)
+    chunks: int       # programs per row
+    gpu: bool         # compiled for a GPU (not the interpreter): grid-dependency control, fast log2
+
+
+def _multiprocessors(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4  # the interpreter: keep several chunks per row so the split path is exercised
+
+
+def plan(kind: str, rows: int, vocab: int, device: torch.device) -> Plan:
+    config = next(c for limit, c in CONFIGS[kind] if limit is None or rows * vocab < limit)
+    block = min(config.block, triton.next_power_of_2(max(vocab, 1)))
+    if block != config.block:
+        config = Config(block, min(config.warps, 4), config.waves, config.early_launch)
+    tiles = triton.cdiv(max(vocab, 1), block)
+    chunks = max(1, min(tiles, triton.cdiv(config.waves * _multiprocessors(device), max(rows, 1)), 1024))
+    chunk = triton.cdiv(tiles, chunks) * block
+    return Plan(config, chunk, triton.cdiv(max(vocab, 1), chunk), device.type == "cuda")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Triton kernels. Programs are laid out on one grid axis (rows times chunks can exceed the 65535 limit
+# of the other axes), chunk-major within a row so that consecutive programs read consecutive memory.
+# ---------------------------------------------------------------------------------------------------
+
+if triton is not None:
+    try:
+        from triton.language.extra import libdevice
+    except ImportError:  # pragma: no cover - very old Triton
+        libdevice = None
+
+    @triton.jit
+    def _log2(x, GPU: tl.constexpr):
+        if GPU:
+            return libdevice.fast_log2f(x)
+        else:
+            return tl.log2(x)
+
+    @triton.jit
+    def _softmax_partials_kernel(logits_ptr, row_stride, temp_ptr, part_max_ptr, part_sum_ptr,
+                                 vocab, chunk, chunks, BLOCK: tl.constexpr, EARLY_LAUNCH: tl.constexpr):
+        if EARLY_LAUNCH:
+            tl.extra.cuda.gdc_launch_dependents()  # let the normalising pass get scheduled meanwhile
+        pid = tl.program_id(0)
+        c = pid % chunks
+        row = pid // chunks
+        inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
+        base = logits_ptr + row.to(tl.int64) * row_stride
+        start = c * chunk
+        m = tl.full([BLOCK], float("-inf"), tl.float32)
+        s = tl.zeros([BLOCK], tl.float32)
+        for off in range(0, chunk, BLOCK):
+            cols = start + off + tl.arange(0, BLOCK)
+            x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32) * inv_t
+            m_new = tl.maximum(m, x)
+            keep = tl.where(m_new == float("-inf"), 0.0, tl.exp(m - m_new))
+            add = tl.where(m_new == float("-inf"), 0.0, tl.exp(x - m_new))
+            s = s * keep + add
+            m = m_new
+        m_row = tl.max(m, axis=0)
+        scale = tl.where(m_row == float("-inf"), 0.0, tl.exp(m - m_row))
+        s_row = tl.sum(s * scale, axis=0)
+        tl.store(part_max_ptr + row * chunks + c, m_row)
+        tl.store(part_sum_ptr + row * chunks + c, s_row)
+
+    @triton.jit
+    def _softmax_normalize_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr,
+                                  part_max_ptr, part_sum_ptr, rows, vocab, chunk, chunks,
+                                  BLOCK: tl.constexpr, CHUNKS_P2: tl.constexpr, GPU: tl.constexpr):
+        # Walk the tensor from its end: the first tiles read here are the last the first pass read.
+        pid = rows * chunks - 1 - tl.program_id(0)
+        c = pid % chunks
+        row = pid // chunks
+        if GPU:
+            tl.extra.cuda.gdc_wait()  # launched as a programmatic dependent of the first pass
+        inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
+        idx = tl.arange(0, CHUNKS_P2)
+        pm = tl.load(part_max_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
+        ps = tl.load(part_sum_ptr + row * chunks + idx, mask=idx < chunks, other=0.0)
+        m_row = tl.max(pm, axis=0)
+        total = tl.sum(ps * tl.where(pm == float("-inf"), 0.0, tl.exp(pm - m_row)), axis=0)
+        inv_total = 1.0 / total
+        base = logits_ptr + row.to(tl.int64) * row_stride
+        out_base = out_ptr + row.to(tl.int64) * out_row_stride
+        start = c * chunk
+        for off in range(0, chunk, BLOCK):
+            cols = start + off + tl.arange(0, BLOCK)
+            mask = cols < vocab
+            x = tl.load(base + cols, mask=mask, other=float("-inf")).to(tl.float32) * inv_t
+            p = tl.exp(x - m_row) * inv_total
+            tl.store(out_base + cols, p.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _softmax_resident_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr, part_max_ptr,
+                                 part_sum_ptr, arrivals_ptr, rows, vocab, ROUND_ROWS, CHUNK: tl.constexpr,
+                                 CHUNKS: tl.constexpr):
+        # One launch, every program resident at once (cooperative launch): a program keeps its chunk of a
+        # row in registers, publishes the chunk's (max, sum), waits until every chunk of that row has
+        # published (an arrival counter; the reduction itself is a fixed-order read of the partials, so
+        # results are deterministic), then writes its chunk of probabilities. Each element is read once
+        # and written once. Rows are processed ROUND_ROWS at a time; partials are double-buffered by
+        # round parity, so a fast program cannot overwrite what a slow one has yet to read.
+        pid = tl.program_id(0)
+        slot = pid // CHUNKS
+        c = pid % CHUNKS
+        cols = c * CHUNK + tl.arange(0, CHUNK)
+        in_vocab = cols < vocab
+        idx = tl.arange(0, CHUNKS)
+        for rnd in range(0, tl.cdiv(rows, ROUND_ROWS)):
+            row = rnd * ROUND_ROWS + slot
+            active = row < rows
+            safe_row = tl.where(active, row, 0)
+            inv_t = 1.0 / tl.load(temp_ptr + safe_row).to(tl.float32)
+            x = tl.load(logits_ptr + safe_row.to(tl.int64) * row_stride + cols, mask=in_vocab & active,
+                        other=float("-inf")).to(tl.float32) * inv_t
+            m = tl.max(x, axis=0)
+            s = tl.sum(tl.where(m == float("-inf"), 0.0, tl.exp(x - m)), axis=0)
+            base = ((rnd % 2) * ROUND_ROWS + slot) * CHUNKS
+            tl.store(part_max_ptr + base + c, m)
+            tl.store(part_sum_ptr + base + c, s)
+            target = (rnd + 1) * CHUNKS
+            tl.debug_barrier()  # every thread's partial store happens before this program's arrival
+            arrived = tl.atomic_add(arrivals_ptr + slot, 1, sem="release", scope="gpu") + 1
+            while arrived < target:
+                arrived = tl.atomic_add(arrivals_ptr + slot, 0, sem="acquire", scope="gpu")
+            tl.debug_barrier()
+            pm = tl.load(part_max_ptr + base + idx, cache_modifier=".cg")
+            ps = tl.load(part_sum_ptr + base + idx, cache_modifier=".cg")
+            m_row = tl.max(pm, axis=0)
+            total = tl.sum(ps * tl.where(pm == float("-inf"), 0.0, tl.exp(pm - m_row)), axis=0)
+            p = tl.exp(x - m_row) * (1.0 / total)
+            tl.store(out_ptr + safe_row.to(tl.int64) * out_row_stride + cols, p.to(out_ptr.dtype.element_ty),
+                     mask=in_vocab & active)
+
+    @triton.jit
+    def _sample_partials_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_score_ptr, part_index_ptr,
+                                vocab, chunk, chunks, BLOCK: tl.constexpr, GPU: tl.constexpr,
+                                ROUNDS: tl.constexpr):
+        # Gumbel-max in base 2: argmax(x log2(e) / t - log2(-log2(u))) picks the same token as
+        # argmax(x / t - ln(-ln(u))). One Philox call gives four uniforms: a tile is four quarter-tiles.
+        QUARTER: tl.constexpr = BLOCK // 4
+        pid = tl.program_id(0)
+        c = pid % chunks
+        row = pid // chunks
+        scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)
+        seed = tl.load(seed_ptr + row)
+        base = logits_ptr + row.to(tl.int64) * row_stride
+        start = c * chunk
+        best = tl.full([QUARTER], float("-inf"), tl.float32)
+        best_idx = tl.full([QUARTER], 2147483647, tl.int32)
+        lane = tl.arange(0, QUARTER)
+        for off in range(0, chunk, BLOCK):
+            tile = (start + off) // BLOCK
+            r0, r1, r2, r3 = tl.randint4x(seed, tile * QUARTER + lane, ROUNDS)
+            for k in tl.static_range(4):
+                r = r0 if k == 0 else (r1 if k == 1 else (r2 if k == 2 else r3))
+                cols = start + off + k * QUARTER + lane
+                mask = cols < vocab
+                x = tl.load(base + cols, mask=mask, other=float("-inf")).to(tl.float32) * scale
+                # E = -log2(u), u uniform in (0, 1) from all 32 bits. Near u = 1, float32 cannot hold u
+                # itself, so take v = 1 - u (exact for small v) and E ~ v / ln 2 (1 + v / 2): the
+                # Gumbel tail then reaches ~23 instead of ~17, which matters for flat rows over 256k tokens.
+                v = ((0xFFFFFFFF - r).to(tl.float32) + 0.5) * 2.3283064365386963e-10
+                e_small = v * 1.4426950408889634 * (1.0 + 0.5 * v)
+                e_large = -_log2(1.0 - v, GPU)
+                e = tl.where(v < 0.0009765625, e_small, e_large)
+                score = x - _log2(e, GPU)
+                score = tl.where(mask, score, float("-inf"))
+                better = score > best  # strict: on ties a lane keeps its lower column
+                best = tl.where(better, score, best)
+                best_idx = tl.where(better, cols, best_idx)
+        top = tl.max(best, axis=0)
+        top_idx = tl.min(tl.where(best == top, best_idx, 2147483647), axis=0)
+        tl.store(part_score_ptr + row * chunks + c, top)
+        tl.store(part_index_ptr + row * chunks + c, top_idx)
+
+    @triton.jit
+    def _sample_combine_kernel(part_score_ptr, part_index_ptr, out_ptr, chunks, CHUNKS_P2: tl.constexpr,
+                               GPU: tl.constexpr):
+        row = tl.program_id(0)
+        if GPU:
+            tl.extra.cuda.gdc_wait()
+        idx = tl.arange(0, CHUNKS_P2)
+        score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
+        index = tl.load(part_index_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647)
+        top = tl.max(score, axis=0)
+        choice = tl.min(tl.where(score == top, index, 2147483647), axis=0)
+        tl.store(out_ptr + row, choice.to(tl.int64))
+
+
+# Resident single-launch softmax (GPU only): chunk size per program, warps, programs per multiprocessor,
+# and the problem size from which it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md).
+RESIDENT = {"enabled": True, "per_sm": 2, "max_vocab": 1 << 19, "min_elements": 3 << 19,
+            # (elements below which, chunk, warps): smaller problems want more, smaller programs
+            "shapes": ((1 << 21, 8192, 16), (None, 16384, 8))}
+
+
+def _resident_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int, int, int] | None:
+    """(chunk, chunks per row, rows per round, warps) for the resident kernel, or None when it does not apply."""
+    if not RESIDENT["enabled"] or device.type != "cuda" or vocab > RESIDENT["max_vocab"] \
+            or rows * vocab < RESIDENT["min_elements"]:
+        return None
+    chunk, warps = next((c, w) for limit, c, w in RESIDENT["shapes"] if limit is None or rows * vocab < limit)
+    chunks = triton.next_power_of_2(triton.cdiv(vocab, chunk))
+    capacity = _multiprocessors(device) * RESIDENT["per_sm"]
+    round_rows = min(rows, capacity // chunks)
+    return (chunk, chunks, round_rows, warps) if round_rows >= 1 else None
+
+
+def _launch_softmax_resident(logits, temperatures, out, chunk, chunks, round_rows, warps) -> None:
+    rows, vocab = logits.shape
+    part_max = torch.empty((2, round_rows, chunks), dtype=torch.float32, device=logits.device)
+    part_sum = torch.empty((2, round_rows, chunks), dtype=torch.float32, device=logits.device)
+    arrivals = torch.zeros(round_rows, dtype=torch.int32, device=logits.device)
+    _softmax_resident_kernel[(round_rows * chunks,)](
+        logits, logits.stride(0), out, out.stride(0), temperatures.reshape(rows), part_max, part_sum, arrivals,
+        rows, vocab, round_rows, CHUNK=chunk, CHUNKS=chunks, num_warps=warps,
+        launch_cooperative_grid=True, enable_fp_fusion=False)
+
+
+def _launch_softmax(logits: torch.Tensor, temperatures: torch.Tensor, out: torch.Tensor) -> None:
+    rows, vocab = logits.shape
+    resident = _resident_geometry(rows, vocab, logits.device)
+    if resident is not None:
+        try:
+            _launch_softmax_resident(logits, temperatures, out, *resident)
+            return
+        except RuntimeError as exc:  # e.g. this device cannot hold the cooperative grid: stop trying
+            RESIDENT["enabled"] = False
+            logger.warning("hotfuse: resident softmax unavailable here (%s); using the two-pass kernels", exc)
+    p = plan("softmax", rows, vocab, logits.device)
+    c = p.config
+    part_max = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
+    part_sum = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
+    temps = temperatures.reshape(rows)
+    grid = (rows * p.chunks,)
+    _softmax_partials_kernel[grid](logits, logits.stride(0), temps, part_max, part_sum, vocab, p.chunk, p.chunks,
+                                   BLOCK=c.block, EARLY_LAUNCH=p.gpu and c.early_launch, num_warps=c.warps,
+                                   enable_fp_fusion=False)
+    _softmax_normalize_kernel[grid](logits, logits.stride(0), out, out.stride(0), temps, part_max, part_sum, rows,
+                                    vocab, p.chunk, p.chunks, BLOCK=c.block,
+                                    CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu, num_warps=c.warps,
+                                    enable_fp_fusion=False, **({"launch_pdl": True} if p.gpu else {}))
+
+
+def temperature_softmax(logits: torch.Tensor, temperatures: torch.Tensor, *,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(logits / temperatures) per row in fp32, written in the logits' dtype (in place if out is logits).
+
+    logits: [B, V] fp32/fp16/bf16, unit stride along V. temperatures: [B] or [B, 1], any float dtype, > 0.
+    """
+    _check_contract(logits, temperatures)
+    reason = unsupported_reason(logits, temperatures)
+    if reason is None and out is not None:
+        if out.shape != logits.shape or out.dtype != logits.dtype or out.device != logits.device:
+            reason = "out shape/dtype/device"
+        elif out.shape[1] > 0 and out.stride(1) != 1:
+            reason = "non-contiguous out rows"
+    if reason is not None:
+        count_fallback(FUSION, reason)
+        return temperature_softmax_reference(logits, temperatures, out)
+    count_fused(FUSION)
+    if out is None:
+        out = torch.empty_like(logits)
+    if logits.numel():
+        _launch_softmax(logits, temperatures, out)
+    return out
+
+
+def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """One token per row from softmax(logits / temperatures), without writing probabilities.
+
+    seeds: [B] int64 on the logits' device, one Philox key per row (the same seeds give the same tokens).
+    Returns int64 token ids [B].
+    """
+    _check_contract(logits, temperatures)
+    rows = logits.shape[0]
+    reason = unsupported_reason(logits, temperatures)
+    if reason is None and (seeds.numel() != rows or seeds.device != logits.device):
+        reason = "seeds shape/device"
+    if reason is None and rows and logits.shape[1] == 0:
+        reason = "empty vocabulary"
+    if reason is not None:
+        count_fallback(FUSION, reason)
+        generator = torch.Generator(device=logits.device)
+        generator.manual_seed(int(seeds.reshape(-1)[0]) if seeds.numel() else 0)  # host read: fallback only
+        return temperature_sample_reference(logits, temperatures, generator)
+    count_fused(FUSION)
+    out = torch.empty(rows, dtype=torch.int64, device=logits.device)
+    if rows:
+        _launch_sample(logits, temperatures, seeds, out)
+    return out
+
+
+def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor) -> None:
+    rows, vocab = logits.shape
+    p = plan("sample", rows, vocab, logits.device)
+    part_score = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
+    part_index = torch.empty((rows, p.chunks), dtype=torch.int32, device=logits.device)
+    _sample_partials_kernel[(rows * p.chunks,)](
+        logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index,
+        vocab, p.chunk, p.chunks, BLOCK=p.config.block, GPU=p.gpu, ROUNDS=PHILOX_ROUNDS, num_warps=p.config.warps)
+    _sample_combine_kernel[(rows,)](part_score, part_index, out, p.chunks,
+                                    CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu, num_warps=1,
+                                    **({"launch_pdl": True} if p.gpu else {}))
+
+
+def warm_up(like: torch.Tensor, rows: tuple[int, ...] = (1, 3)) -> bool:
+    """Compile both kernels for logits shaped like `like` (dtype, vocabulary, row stride), uncounted.
+
+    Engines call this during their start-up so that no request pays for Triton's compilation. Returns
+    False when the kernels would not take such logits anyway.
+    """
+    if like.dim() != 2 or unsupported_reason(like, torch.ones(like.shape[0], device=like.device)) is not None:
+        return False
+    vocab, stride = like.shape[1], max(like.stride(0), like.shape[1])
+    for n in rows:
+        dummy = torch.randn(n, stride, device=like.device).to(like.dtype)[:, :vocab]
+        temps = torch.ones(n, device=like.device)
+        _launch_softmax(dummy, temps, dummy)
+        _launch_sample(dummy, temps, torch.zeros(n, dtype=torch.int64, device=like.device),
+                       torch.empty(n, dtype=torch.int64, device=like.device))
+    return True

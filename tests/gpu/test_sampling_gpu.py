@@ -1,0 +1,125 @@
+"""Sampler kernels on a real CUDA GPU (run on the device machine: `bash ci/gpu_run.sh OUT`)."""
+
+import pytest
+import torch
+
+from hotfuse import counters
+from hotfuse.kernels import sampling
+from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (device machine only)")]
+
+# max |p - p_ref| against a float64 reference, by logits dtype (probabilities are written in that dtype).
+# A low temperature scales logits up (5 sigma / 0.05 = 100), where fp32 rounding of x / t alone moves the
+# exponent by ~1e-5: the bound is then "no worse than twice torch's own softmax(x / t) in that dtype".
+TOLERANCE = {torch.float32: 2e-6, torch.float16: 2e-3, torch.bfloat16: 8e-3}
+
+
+def allowed_error(logits, temps, ref):
+    t = temps.reshape(-1, 1).to(torch.float32)
+    torch_err = (torch.softmax(logits.float() / t, dim=-1).to(logits.dtype).double() - ref).abs().max().item()
+    return max(TOLERANCE[logits.dtype], 2 * torch_err)
+SHAPES = [(1, 128256), (4, 262144), (16, 128256), (64, 32000), (256, 4099), (3, 1), (7, 1000), (0, 128),
+          (300, 262144), (33, 600000)]
+
+
+@pytest.fixture(params=["resident", "two_pass"])
+def softmax_path(request, monkeypatch):
+    """Run each softmax test through both kernels: the resident single launch and the two-pass split."""
+    monkeypatch.setitem(sampling.RESIDENT, "enabled", request.param == "resident")
+    monkeypatch.setitem(sampling.RESIDENT, "min_elements", 0)  # every shape, not only the large ones
+    return request.param
+
+
+def inputs(b, v, dtype, seed):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    logits = (torch.randn(b, v, device="cuda", generator=g) * 5).to(dtype)
+    temps = torch.rand(b, device="cuda", generator=g) * 2 + 0.05
+    return logits, temps
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("b, v", SHAPES)
+def test_softmax_matches_float64_reference(dtype, b, v, softmax_path):
+    logits, temps = inputs(b, v, dtype, seed=b * 31 + v)
+    if b and v > 8:
+        logits[0, : v // 3] = float("-inf")  # masked vocabulary
+    counters.reset()
+    out = torch.full_like(logits, float("nan"))  # poison: every element must be written
+    got = temperature_softmax(logits, temps, out=out)
+    assert counters.COUNTERS["sampler"].fused == 1
+    ref = torch.softmax(logits.double() / temps.double()[:, None], dim=-1)
+    assert not torch.isnan(got).any()
+    if got.numel():
+        assert (got.double() - ref).abs().max().item() <= allowed_error(logits, temps, ref)
+
+
+@pytest.mark.parametrize("temperature", [1e-4, 1e-2, 1.0, 100.0, 1e4])
+def test_extreme_temperatures(temperature, softmax_path):
+    logits, _ = inputs(8, 50000, torch.float32, seed=5)
+    temps = torch.full((8, 1), temperature, device="cuda")
+    got = temperature_softmax(logits, temps)
+    ref = torch.softmax(logits.double() / temperature, dim=-1)
+    assert (got.double() - ref).abs().max().item() <= allowed_error(logits, temps, ref)
+
+
+def test_in_place_aliases_logits(softmax_path):
+    logits, temps = inputs(5, 70000, torch.float32, seed=9)
+    ref = torch.softmax(logits.double() / temps.double()[:, None], dim=-1)
+    expected_err = allowed_error(logits, temps, ref)
+    result = temperature_softmax(logits, temps, out=logits)
+    assert result is logits
+    assert (logits.double() - ref).abs().max().item() <= expected_err
+
+
+@pytest.mark.parametrize("b, v", [(1, 262144), (64, 128256), (256, 128256)])
+def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path):
+    logits, temps = inputs(b, v, torch.float32, seed=11)
+    seeds = torch.arange(b, dtype=torch.int64, device="cuda") * 1000003
+    first = temperature_softmax(logits, temps)
+    tokens = temperature_sample(logits, temps, seeds)
+    for _ in range(3):
+        assert torch.equal(temperature_softmax(logits, temps), first)
+        assert torch.equal(temperature_sample(logits, temps, seeds), tokens)
+    probs_out = torch.empty_like(logits)
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        temperature_softmax(logits, temps, out=probs_out)
+        temperature_sample(logits, temps, seeds)
+    torch.cuda.current_stream().wait_stream(stream)
+    with torch.cuda.graph(graph):
+        temperature_softmax(logits, temps, out=probs_out)
+        graph_tokens = temperature_sample(logits, temps, seeds)
+    fresh, _ = inputs(b, v, torch.float32, seed=12)
+    logits.copy_(fresh)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(probs_out, temperature_softmax(fresh, temps))
+    assert torch.equal(graph_tokens, temperature_sample(fresh, temps, seeds))
+
+
+def test_sample_follows_the_softmax_distribution_chi_square():
+    v, n = 12, 200000
+    base = torch.linspace(-2, 2, v, device="cuda")
+    temperature = 0.7
+    logits = base.expand(n, v).contiguous()
+    temps = torch.full((n,), temperature, device="cuda")
+    tokens = temperature_sample(logits, temps, torch.arange(n, device="cuda", dtype=torch.int64))
+    counts = torch.bincount(tokens, minlength=v).double()
+
+    def chi2(t):
+        expected = torch.softmax(base.double() / t, -1) * n
+        return (((counts - expected) ** 2) / expected).sum().item()
+
+    assert chi2(temperature) < 31.26  # df = 11, p = 0.001
+    assert chi2(temperature * 1.1) > 100.0
+
+
+def test_sample_all_but_one_masked_picks_it():
+    logits = torch.full((4, 300000), float("-inf"), device="cuda")
+    logits[torch.arange(4), torch.tensor([0, 299999, 150001, 7])] = 0.0
+    tokens = temperature_sample(logits, torch.ones(4, device="cuda"), torch.arange(4, device="cuda"))
+    assert tokens.tolist() == [0, 299999, 150001, 7]

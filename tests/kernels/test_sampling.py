@@ -1,0 +1,158 @@
+"""temperature_softmax / temperature_sample against their torch references, through the Triton interpreter."""
+
+import math
+
+import pytest
+import torch
+
+from hotfuse import counters
+from hotfuse.kernels import sampling
+from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
+
+# max |p - p_ref| against a float64 reference, by logits dtype (bf16 is broken in the interpreter: GPU suite)
+TOLERANCE = {torch.float32: 1e-6, torch.float16: 1e-3}
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    counters.reset()
+    yield
+
+
+def reference(logits, temps):
+    return torch.softmax(logits.double() / temps.double().reshape(-1, 1), dim=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("b, v", [(1, 1), (1, 4099), (3, 20000), (5, 257), (2, 70001)])
+def test_softmax_matches_reference(dtype, b, v):
+    g = torch.Generator().manual_seed(b * 1000 + v)
+    logits = (torch.randn(b, v, generator=g) * 6).to(dtype)
+    temps = torch.rand(b, 1, generator=g) * 2 + 0.05
+    out = torch.full_like(logits, float("nan"))  # poisoned: every element must be written
+    got = temperature_softmax(logits, temps, out=out)
+    assert got is out and not torch.isnan(got).any()
+    assert (got.double() - reference(logits, temps)).abs().max().item() <= TOLERANCE[dtype]
+    assert counters.COUNTERS["sampler"].fused == 1 and not counters.COUNTERS["sampler"].fallbacks
+
+
+def test_softmax_several_chunks_per_row_combine_exactly():
+    logits = torch.randn(2, 9000)
+    plan = sampling.plan("softmax", 2, 9000, logits.device)
+    assert plan.chunks > 1, "the test must exercise the cross-chunk combine"
+    got = temperature_softmax(logits, torch.ones(2))
+    assert torch.allclose(got.double().sum(-1), torch.ones(2, dtype=torch.float64), atol=1e-6)
+
+
+def test_masked_vocabulary_and_all_masked_rows():
+    logits = torch.randn(3, 5000)
+    logits[0, :4000] = float("-inf")      # most of the vocabulary masked
+    logits[1, 1234] = 50.0               # one dominant logit
+    logits[2, :] = float("-inf")          # nothing left: torch gives NaN, so must we
+    temps = torch.tensor([0.7, 1.0, 1.3])
+    got = temperature_softmax(logits, temps)
+    ref = reference(logits, temps)
+    assert (got[:2].double() - ref[:2]).abs().max().item() <= 1e-6
+    assert (got[0, :4000] == 0).all()
+    assert torch.isnan(got[2]).all() and torch.isnan(ref[2]).all()
+
+
+@pytest.mark.parametrize("temperature", [1e-4, 1e-2, 1.0, 100.0, 1e4])
+def test_tiny_and_huge_temperatures(temperature):
+    logits = torch.randn(2, 3000) * 10
+    temps = torch.full((2,), temperature)
+    got = temperature_softmax(logits, temps)
+    assert (got.double() - reference(logits, temps)).abs().max().item() <= 1e-6
+
+
+def test_in_place_when_out_is_logits():
+    logits = torch.randn(4, 6000)
+    temps = torch.rand(4) + 0.5
+    ref = reference(logits, temps)
+    assert temperature_softmax(logits, temps, out=logits) is logits
+    assert (logits.double() - ref).abs().max().item() <= 1e-6
+
+
+def test_empty_batch():
+    got = temperature_softmax(torch.empty(0, 128), torch.empty(0))
+    assert got.shape == (0, 128)
+    assert temperature_sample(torch.empty(0, 128), torch.empty(0), torch.empty(0, dtype=torch.int64)).shape == (0,)
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda: (torch.randn(3, 100, dtype=torch.float64), torch.ones(3)), "dtype=float64"),
+        (lambda: (torch.randn(100, 3).t(), torch.ones(3)), "non-contiguous rows"),
+        (lambda: (torch.randn(3, 100, dtype=torch.bfloat16), torch.ones(3)), "dtype=bfloat16 under the Triton interpreter"),
+    ],
+)
+def test_unhandled_inputs_fall_back_to_the_reference_and_are_counted(make, reason):
+    logits, temps = make()
+    got = temperature_softmax(logits, temps)
+    ref = torch.softmax(logits.float() / temps.reshape(-1, 1).float(), dim=-1)
+    assert counters.COUNTERS["sampler"].fallbacks == {reason: 1}
+    assert counters.COUNTERS["sampler"].fused == 0
+    assert got.dtype == logits.dtype and torch.allclose(got.float(), ref, atol=1e-2)
+
+
+@pytest.mark.parametrize("logits, temps", [(torch.randn(2, 3, 4), torch.ones(2)), (torch.randn(3, 100), torch.ones(2))])
+def test_inputs_outside_the_contract_raise_clearly(logits, temps):
+    with pytest.raises(ValueError):
+        temperature_softmax(logits, temps)
+    with pytest.raises(ValueError):
+        temperature_sample(logits, temps, torch.zeros(logits.shape[0], dtype=torch.int64))
+
+
+def test_sample_is_deterministic_for_given_seeds_and_differs_across_seeds():
+    logits = torch.randn(6, 5000)
+    temps = torch.ones(6)
+    seeds = torch.arange(6, dtype=torch.int64) * 7
+    a = temperature_sample(logits, temps, seeds)
+    assert torch.equal(a, temperature_sample(logits, temps, seeds))
+    assert a.dtype == torch.int64 and ((0 <= a) & (a < 5000)).all()
+    b = temperature_sample(logits, temps, seeds + 1)
+    assert not torch.equal(a, b)
+
+
+def test_sample_respects_masks_and_picks_lowest_index_on_exact_ties():
+    logits = torch.full((3, 9000), float("-inf"))
+    logits[0, 8999] = 0.0
+    logits[1, 17] = 0.0
+    logits[2, 4500] = 3.0
+    got = temperature_sample(logits, torch.ones(3), torch.arange(3, dtype=torch.int64))
+    assert got.tolist() == [8999, 17, 4500]
+
+
+def test_sample_with_tiny_temperature_is_argmax():
+    logits = torch.randn(4, 7000)
+    got = temperature_sample(logits, torch.full((4,), 1e-5), torch.arange(4, dtype=torch.int64))
+    assert torch.equal(got, logits.argmax(-1))
+
+
+class TestChiSquare:
+    """Sample from fixed logits through the kernel; compare counts with the exact softmax distribution."""
+
+    V, N, T = 8, 2000, 0.8
+    CRITICAL = 24.32  # chi-square, 7 degrees of freedom, p = 0.001
+
+    @pytest.fixture(scope="class")
+    def counts(self):
+        base = torch.linspace(-1.5, 1.5, self.V)
+        logits = base.expand(self.N, self.V).contiguous()
+        tokens = temperature_sample(logits, torch.full((self.N,), self.T), torch.arange(self.N, dtype=torch.int64))
+        return base, torch.bincount(tokens, minlength=self.V).double()
+
+    def statistic(self, base, counts, temperature):
+        expected = torch.softmax(base.double() / temperature, -1) * self.N
+        return (((counts - expected) ** 2) / expected).sum().item()
+
+    def test_passes_at_the_right_temperature(self, counts):
+        base, c = counts
+        assert self.statistic(base, c, self.T) < self.CRITICAL
+
+    def test_fails_for_a_wrong_temperature(self, counts):
+        base, c = counts
+        assert self.statistic(base, c, self.T * 1.6) > self.CRITICAL
+        assert self.statistic(base, c, self.T / 1.6) > self.CRITICAL
+        assert not math.isnan(self.statistic(base, c, self.T))
