@@ -45,8 +45,8 @@ def softmax_configs():
 
 
 def sample_configs():
-    for waves, (block, warps), rounds in itertools.product((2, 4, 8), ((1024, 4), (2048, 8), (4096, 8)), (7, 10)):
-        yield {"waves": waves, "block": block, "warps": warps, "rounds": rounds, "early_launch": False}
+    for waves, (block, warps), max_chunk in itertools.product((2, 4, 8), ((1024, 4), (2048, 8)), (1024, 2048, 4096)):
+        yield {"waves": waves, "block": block, "warps": warps, "early_launch": False, "max_chunk": max_chunk}
 
 
 def resident_configs():
@@ -61,8 +61,8 @@ def apply(cfg):
         return
     S.RESIDENT["enabled"] = False
     config = S.Config(cfg["block"], cfg["warps"], cfg["waves"], cfg["early_launch"])
+    S.SAMPLE_MAX_CHUNK = cfg.get("max_chunk", S.SAMPLE_MAX_CHUNK)
     S.CONFIGS = {"softmax": ((None, config),), "sample": ((None, config),)}
-    S.PHILOX_ROUNDS = cfg.get("rounds", 7)
 
 
 def make_softmax(cfg, logits, temps, seeds):

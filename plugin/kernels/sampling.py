@@ -6,17 +6,24 @@ temperature_sample(logits [B, V], temperatures, seeds [B] int64) -> token ids [B
     one sample per row from softmax(logits / t) by the Gumbel-max race (argmax of logits / t + Gumbel
     noise), reading the logits once and never writing probabilities. Deterministic for given seeds.
 
-Softmax on a GPU from 1.5M elements up: one cooperative launch. Each program keeps its chunk of a row in
-registers, publishes the chunk's (max, sum), waits on an arrival counter until the whole row has
-published (the reduction itself is a fixed-order read of the partials), then writes its probabilities:
-every element is read once and written once.
+Rows are split into chunks so that even one row spreads over the whole GPU. Partials are combined in a
+fixed order (no atomic reductions), so results are deterministic for a given shape.
 
-Below that, in the interpreter, and for the sampler: two launches. Rows are split into chunks so even one
-row spreads over the whole GPU; the first launch reduces each chunk (max and sum of exponentials, or best
-Gumbel score and its index) into a small per-row workspace, the second combines a row's partials in a
-fixed order and, for the softmax, re-reads its chunk (walking backwards, so its first reads hit what the
-first pass left in L2) and writes the probabilities. The second launch is a programmatic dependent of the
-first (Hopper grid-dependency control) to shave launch latency.
+temperature_softmax
+- GPU, from 1.5M elements: one cooperative launch. Each program keeps its chunk of a row in registers,
+  publishes the chunk's (max, sum), waits on an arrival counter until the whole row has published, then
+  writes its probabilities: every element is read once and written once.
+- Otherwise (and in the interpreter): two launches. The first reduces each chunk to (max, sum of
+  exponentials); the second combines a row's partials, re-reads its chunk (walking backwards, so its
+  first reads hit what the first pass left in L2) and writes. It is a programmatic dependent of the first
+  (Hopper grid-dependency control), which shaves launch latency.
+
+temperature_sample (exact samples of softmax(x / t); noise from Philox4x32-7 keyed by the row's seed)
+- Below 8M elements, a one-level race: every token draws Gumbel noise, each chunk keeps its best
+  (score, column), a second launch picks the row's best.
+- From 8M elements, a two-level race: the softmax partial pass gives each chunk's mass; a chunk wins by
+  Gumbel-max over log masses, then a token of that chunk by Gumbel-max over its logits. Only one chunk
+  per row is re-read and draws noise.
 
 No floating-point contraction in the softmax kernels: x / t is rounded once and that same value feeds
 both the row maximum and the exponent (an FMA of logit * (1/t) - max would not: 0.2% error on the top
@@ -118,9 +125,13 @@ class Config:
 # latency-bound and want many small programs, large ones want long programs with wide tiles.
 CONFIGS = {
     "softmax": ((1 << 23, Config(1024, 4, 4, True)), (None, Config(4096, 8, 8, False))),
-    "sample": ((1 << 20, Config(1024, 4, 2, False)), (None, Config(4096, 8, 4, False))),
+    "sample": ((1 << 20, Config(1024, 4, 2, False)), (None, Config(4096, 8, 4, False))),  # one-level race
+    "sample_two_level": ((None, Config(1024, 4, 8, False)),),
 }
-PHILOX_ROUNDS = 7  # Philox4x32-7 passes BigCrush (Salmon et al., 2011); 10 is curand's safety margin
+SAMPLE_TWO_LEVEL_FROM = 1 << 23  # elements; below this every token drawing noise is faster (H200 sweep)
+
+
+SAMPLE_MAX_CHUNK = 4096  # elements per chunk, two-level sampler: its pick kernel re-reads one chunk a row
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,10 @@ def plan(kind: str, rows: int, vocab: int, device: torch.device) -> Plan:
     if block != config.block:
         config = Config(block, min(config.warps, 4), config.waves, config.early_launch)
     tiles = triton.cdiv(max(vocab, 1), block)
-    chunks = max(1, min(tiles, triton.cdiv(config.waves * _multiprocessors(device), max(rows, 1)), 1024))
+    chunks = triton.cdiv(config.waves * _multiprocessors(device), max(rows, 1))
+    if kind == "sample_two_level":  # the pick kernel re-reads one chunk per row and draws noise for it
+        chunks = max(chunks, triton.cdiv(vocab, SAMPLE_MAX_CHUNK))
+    chunks = max(1, min(tiles, chunks, 1024))
     chunk = triton.cdiv(tiles, chunks) * block
     return Plan(config, chunk, triton.cdiv(max(vocab, 1), chunk), device.type == "cuda")
 
@@ -265,11 +279,30 @@ if triton is not None:
                      mask=in_vocab & active)
 
     @triton.jit
-    def _sample_partials_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_score_ptr, part_index_ptr,
-                                vocab, chunk, chunks, BLOCK: tl.constexpr, GPU: tl.constexpr,
-                                ROUNDS: tl.constexpr):
-        # Gumbel-max in base 2: argmax(x log2(e) / t - log2(-log2(u))) picks the same token as
-        # argmax(x / t - ln(-ln(u))). One Philox call gives four uniforms: a tile is four quarter-tiles.
+    def _gumbel_from_bits(r, GPU: tl.constexpr):
+        """Gumbel(0, 1) noise in base 2 (-log2(-log2 u), up to a constant) from 32 random bits.
+
+        u spans all 32 bits. Near u = 1, where float32 cannot hold u, E = -log2(u) comes from v = 1 - u
+        directly (E ~ v / ln 2 (1 + v / 2)), so the noise tail reaches ~33 bits instead of ~24: that
+        matters for flat rows over a 256k vocabulary.
+        """
+        v = ((0xFFFFFFFF - r).to(tl.float32) + 0.5) * 2.3283064365386963e-10
+        e = tl.where(v < 0.0009765625, v * 1.4426950408889634 * (1.0 + 0.5 * v), -_log2(1.0 - v, GPU))
+        return -_log2(e, GPU)
+
+    @triton.jit
+    def _gumbel(seed, counters, GPU: tl.constexpr):
+        """Gumbel noise per counter: one Philox4x32-7 call each, its first draw used. Seven rounds pass
+        BigCrush (Salmon et al. 2011); curand's ten are a safety margin."""
+        r, _r1, _r2, _r3 = tl.randint4x(seed, counters, 7)
+        return _gumbel_from_bits(r, GPU)
+
+    @triton.jit
+    def _sample_race_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_score_ptr, part_index_ptr,
+                            vocab, chunk, chunks, BLOCK: tl.constexpr, GPU: tl.constexpr):
+        # One-level race (small problems): every token draws noise, logits scaled to base 2 so that
+        # argmax(x log2(e) / t + G2) picks what argmax(x / t + G) would. One Philox call gives four
+        # draws, so a tile is four quarter-tiles. Per-chunk winners go to a small workspace.
         QUARTER: tl.constexpr = BLOCK // 4
         pid = tl.program_id(0)
         c = pid % chunks
@@ -283,21 +316,13 @@ if triton is not None:
         lane = tl.arange(0, QUARTER)
         for off in range(0, chunk, BLOCK):
             tile = (start + off) // BLOCK
-            r0, r1, r2, r3 = tl.randint4x(seed, tile * QUARTER + lane, ROUNDS)
+            r0, r1, r2, r3 = tl.randint4x(seed, tile * QUARTER + lane, 7)
             for k in tl.static_range(4):
                 r = r0 if k == 0 else (r1 if k == 1 else (r2 if k == 2 else r3))
                 cols = start + off + k * QUARTER + lane
                 mask = cols < vocab
                 x = tl.load(base + cols, mask=mask, other=float("-inf")).to(tl.float32) * scale
-                # E = -log2(u), u uniform in (0, 1) from all 32 bits. Near u = 1, float32 cannot hold u
-                # itself, so take v = 1 - u (exact for small v) and E ~ v / ln 2 (1 + v / 2): the
-                # Gumbel tail then reaches ~23 instead of ~17, which matters for flat rows over 256k tokens.
-                v = ((0xFFFFFFFF - r).to(tl.float32) + 0.5) * 2.3283064365386963e-10
-                e_small = v * 1.4426950408889634 * (1.0 + 0.5 * v)
-                e_large = -_log2(1.0 - v, GPU)
-                e = tl.where(v < 0.0009765625, e_small, e_large)
-                score = x - _log2(e, GPU)
-                score = tl.where(mask, score, float("-inf"))
+                score = tl.where(mask, x + _gumbel_from_bits(r, GPU), float("-inf"))
                 better = score > best  # strict: on ties a lane keeps its lower column
                 best = tl.where(better, score, best)
                 best_idx = tl.where(better, cols, best_idx)
@@ -307,8 +332,8 @@ if triton is not None:
         tl.store(part_index_ptr + row * chunks + c, top_idx)
 
     @triton.jit
-    def _sample_combine_kernel(part_score_ptr, part_index_ptr, out_ptr, chunks, CHUNKS_P2: tl.constexpr,
-                               GPU: tl.constexpr):
+    def _sample_race_combine_kernel(part_score_ptr, part_index_ptr, out_ptr, chunks, CHUNKS_P2: tl.constexpr,
+                                    GPU: tl.constexpr):
         row = tl.program_id(0)
         if GPU:
             tl.extra.cuda.gdc_wait()
@@ -319,6 +344,42 @@ if triton is not None:
         choice = tl.min(tl.where(score == top, index, 2147483647), axis=0)
         tl.store(out_ptr + row, choice.to(tl.int64))
 
+    @triton.jit
+    def _sample_pick_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_max_ptr, part_sum_ptr, out_ptr,
+                            vocab, chunk, chunks, BLOCK: tl.constexpr, CHUNKS_P2: tl.constexpr, GPU: tl.constexpr):
+        # Two-level exponential race, exact: a chunk wins with probability (its mass / row mass) by
+        # Gumbel-max over log masses, then a token of that chunk by Gumbel-max over its logits / t.
+        # Only one chunk per row is re-read and only it draws per-token noise.
+        row = tl.program_id(0)
+        if GPU:
+            tl.extra.cuda.gdc_wait()
+        scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)  # natural -> base-2 logits
+        seed = tl.load(seed_ptr + row)
+        idx = tl.arange(0, CHUNKS_P2)
+        pm = tl.load(part_max_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
+        ps = tl.load(part_sum_ptr + row * chunks + idx, mask=idx < chunks, other=0.0)
+        log_mass = (pm + tl.log(ps)) * 1.4426950408889634   # -inf for empty or fully masked chunks
+        score = log_mass + _gumbel(seed, idx, GPU)
+        score = tl.where(idx < chunks, score, float("-inf"))
+        top = tl.max(score, axis=0)
+        c = tl.min(tl.where(score == top, idx, CHUNKS_P2), axis=0)
+        c = tl.minimum(c, chunks - 1)
+        base = logits_ptr + row.to(tl.int64) * row_stride
+        best = tl.full([BLOCK], float("-inf"), tl.float32)
+        best_idx = tl.full([BLOCK], 2147483647, tl.int32)
+        for off in range(0, chunk, BLOCK):
+            cols = c * chunk + off + tl.arange(0, BLOCK)
+            mask = cols < vocab
+            x = tl.load(base + cols, mask=mask, other=float("-inf")).to(tl.float32) * scale
+            s = tl.where(mask, x + _gumbel(seed, (1 << 26) + cols, GPU), float("-inf"))
+            better = s > best  # strict: on ties a lane keeps its lower column
+            best = tl.where(better, s, best)
+            best_idx = tl.where(better, cols, best_idx)
+        winner = tl.max(best, axis=0)
+        choice = tl.min(tl.where(best == winner, best_idx, 2147483647), axis=0)
+        # an all -inf row has no winner: report column 0 rather than an out-of-range id
+        choice = tl.where(choice == 2147483647, 0, choice)
+        tl.store(out_ptr + row, choice.to(tl.int64))
 
 # Resident single-launch softmax (GPU only): chunk size per program, warps, programs per multiprocessor,
 # and the problem size from which it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md).
@@ -426,15 +487,29 @@ def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: 
 
 def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor) -> None:
     rows, vocab = logits.shape
-    p = plan("sample", rows, vocab, logits.device)
-    part_score = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
-    part_index = torch.empty((rows, p.chunks), dtype=torch.int32, device=logits.device)
-    _sample_partials_kernel[(rows * p.chunks,)](
-        logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index,
-        vocab, p.chunk, p.chunks, BLOCK=p.config.block, GPU=p.gpu, ROUNDS=PHILOX_ROUNDS, num_warps=p.config.warps)
-    _sample_combine_kernel[(rows,)](part_score, part_index, out, p.chunks,
-                                    CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu, num_warps=1,
-                                    **({"launch_pdl": True} if p.gpu else {}))
+    temps, seeds, pdl = temperatures.reshape(rows), seeds.reshape(rows), {}
+    two_level = rows * vocab >= SAMPLE_TWO_LEVEL_FROM
+    p = plan("sample_two_level" if two_level else "sample", rows, vocab, logits.device)
+    c = p.config
+    if p.gpu:
+        pdl = {"launch_pdl": True}
+    part_a = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
+    part_b = torch.empty((rows, p.chunks), dtype=torch.float32 if two_level else torch.int32, device=logits.device)
+    if not two_level:
+        _sample_race_kernel[(rows * p.chunks,)](
+            logits, logits.stride(0), temps, seeds, part_a, part_b, vocab, p.chunk, p.chunks, BLOCK=c.block,
+            GPU=p.gpu, num_warps=c.warps)
+        _sample_race_combine_kernel[(rows,)](part_a, part_b, out, p.chunks,
+                                             CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu, num_warps=1,
+                                             **pdl)
+        return
+    _softmax_partials_kernel[(rows * p.chunks,)](
+        logits, logits.stride(0), temps, part_a, part_b, vocab, p.chunk, p.chunks,
+        BLOCK=c.block, EARLY_LAUNCH=False, num_warps=c.warps, enable_fp_fusion=False)
+    _sample_pick_kernel[(rows,)](
+        logits, logits.stride(0), temps, seeds, part_a, part_b, out, vocab, p.chunk, p.chunks,
+        BLOCK=min(triton.next_power_of_2(p.chunk), 4096), CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu,
+        num_warps=8 if p.chunk >= 2048 else 4, enable_fp_fusion=False, **pdl)
 
 
 def warm_up(like: torch.Tensor, rows: tuple[int, ...] = (1, 3)) -> bool:

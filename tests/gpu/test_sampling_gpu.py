@@ -32,6 +32,13 @@ def softmax_path(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["one_level", "two_level"])
+def sample_path(request, monkeypatch):
+    """Run each sampling test through both races (the two-level one normally starts at 8M elements)."""
+    monkeypatch.setattr(sampling, "SAMPLE_TWO_LEVEL_FROM", 0 if request.param == "two_level" else 1 << 62)
+    return request.param
+
+
 def inputs(b, v, dtype, seed):
     g = torch.Generator(device="cuda").manual_seed(seed)
     logits = (torch.randn(b, v, device="cuda", generator=g) * 5).to(dtype)
@@ -74,7 +81,7 @@ def test_in_place_aliases_logits(softmax_path):
 
 
 @pytest.mark.parametrize("b, v", [(1, 262144), (64, 128256), (256, 128256)])
-def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path):
+def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path, sample_path):
     logits, temps = inputs(b, v, torch.float32, seed=11)
     seeds = torch.arange(b, dtype=torch.int64, device="cuda") * 1000003
     first = temperature_softmax(logits, temps)
@@ -101,7 +108,9 @@ def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path):
     assert torch.equal(graph_tokens, temperature_sample(fresh, temps, seeds))
 
 
-def test_sample_follows_the_softmax_distribution_chi_square():
+def test_sample_follows_the_softmax_distribution_chi_square(sample_path):
+    # V = 12 fits one chunk: the two-level race then reduces to its within-chunk race. The class test
+    # below spreads the distribution over many chunks.
     v, n = 12, 200000
     base = torch.linspace(-2, 2, v, device="cuda")
     temperature = 0.7
@@ -118,7 +127,23 @@ def test_sample_follows_the_softmax_distribution_chi_square():
     assert chi2(temperature * 1.1) > 100.0
 
 
-def test_sample_all_but_one_masked_picks_it():
+def test_sample_over_many_chunks_chi_square(sample_path):
+    k, v, n, temperature = 16, 16 * 16384, 20000, 0.9
+    base = torch.linspace(-1.0, 1.0, k, device="cuda")
+    logits = base.repeat(v // k).expand(n, v).contiguous()  # token i has logit base[i % k]
+    tokens = temperature_sample(logits, torch.full((n,), temperature, device="cuda"),
+                                torch.arange(n, device="cuda", dtype=torch.int64) + 77)
+    counts = torch.bincount(tokens % k, minlength=k).double()
+
+    def chi2(t):
+        expected = torch.softmax(base.double() / t, -1) * n
+        return (((counts - expected) ** 2) / expected).sum().item()
+
+    assert chi2(temperature) < 37.70  # df = 15, p = 0.001
+    assert chi2(temperature * 1.3) > 100.0
+
+
+def test_sample_all_but_one_masked_picks_it(sample_path):
     logits = torch.full((4, 300000), float("-inf"), device="cuda")
     logits[torch.arange(4), torch.tensor([0, 299999, 150001, 7])] = 0.0
     tokens = temperature_sample(logits, torch.ones(4, device="cuda"), torch.arange(4, device="cuda"))

@@ -104,7 +104,14 @@ def test_inputs_outside_the_contract_raise_clearly(logits, temps):
         temperature_sample(logits, temps, torch.zeros(logits.shape[0], dtype=torch.int64))
 
 
-def test_sample_is_deterministic_for_given_seeds_and_differs_across_seeds():
+@pytest.fixture(params=["one_level", "two_level"])
+def sample_path(request, monkeypatch):
+    """Run each sampling test through both races (the two-level one normally starts at 8M elements)."""
+    monkeypatch.setattr(sampling, "SAMPLE_TWO_LEVEL_FROM", 0 if request.param == "two_level" else 1 << 62)
+    return request.param
+
+
+def test_sample_is_deterministic_for_given_seeds_and_differs_across_seeds(sample_path):
     logits = torch.randn(6, 5000)
     temps = torch.ones(6)
     seeds = torch.arange(6, dtype=torch.int64) * 7
@@ -115,7 +122,7 @@ def test_sample_is_deterministic_for_given_seeds_and_differs_across_seeds():
     assert not torch.equal(a, b)
 
 
-def test_sample_respects_masks_and_picks_lowest_index_on_exact_ties():
+def test_sample_respects_masks(sample_path):
     logits = torch.full((3, 9000), float("-inf"))
     logits[0, 8999] = 0.0
     logits[1, 17] = 0.0
@@ -124,24 +131,36 @@ def test_sample_respects_masks_and_picks_lowest_index_on_exact_ties():
     assert got.tolist() == [8999, 17, 4500]
 
 
-def test_sample_with_tiny_temperature_is_argmax():
+def test_sample_with_tiny_temperature_is_argmax(sample_path):
     logits = torch.randn(4, 7000)
     got = temperature_sample(logits, torch.full((4,), 1e-5), torch.arange(4, dtype=torch.int64))
     assert torch.equal(got, logits.argmax(-1))
 
 
 class TestChiSquare:
-    """Sample from fixed logits through the kernel; compare counts with the exact softmax distribution."""
+    """Sample from fixed logits through the kernel; compare counts with the exact softmax distribution.
 
-    V, N, T = 8, 2000, 0.8
-    CRITICAL = 24.32  # chi-square, 7 degrees of freedom, p = 0.001
+    24 classes of 128 tokens each (token i has logit base[i % 24]), V = 3072 split into three chunks, so the
+    two-level race's chunk choice and its within-chunk race are both exercised; counts are per class."""
 
-    @pytest.fixture(scope="class")
-    def counts(self):
-        base = torch.linspace(-1.5, 1.5, self.V)
-        logits = base.expand(self.N, self.V).contiguous()
-        tokens = temperature_sample(logits, torch.full((self.N,), self.T), torch.arange(self.N, dtype=torch.int64))
-        return base, torch.bincount(tokens, minlength=self.V).double()
+    K, V, N, T = 24, 3072, 1200, 0.8
+    CRITICAL = 49.73  # chi-square, 23 degrees of freedom, p = 0.001
+
+    @pytest.fixture(scope="class", params=["one_level", "two_level"])
+    def counts(self, request):
+        base = torch.linspace(-1.5, 1.5, self.K)
+        logits = base.repeat(self.V // self.K).expand(self.N, self.V).contiguous()
+        saved = sampling.SAMPLE_TWO_LEVEL_FROM, sampling.SAMPLE_MAX_CHUNK
+        sampling.SAMPLE_TWO_LEVEL_FROM = 0 if request.param == "two_level" else 1 << 62
+        sampling.SAMPLE_MAX_CHUNK = 1024
+        try:
+            assert request.param == "one_level" or sampling.plan("sample_two_level", self.N, self.V,
+                                                                 logits.device).chunks == 3
+            tokens = temperature_sample(logits, torch.full((self.N,), self.T),
+                                        torch.arange(self.N, dtype=torch.int64))
+        finally:
+            sampling.SAMPLE_TWO_LEVEL_FROM, sampling.SAMPLE_MAX_CHUNK = saved
+        return base, torch.bincount(tokens % self.K, minlength=self.K).double()
 
     def statistic(self, base, counts, temperature):
         expected = torch.softmax(base.double() / temperature, -1) * self.N
