@@ -10,4 +10,21 @@ mkdir -p "$wheels" .upstream
 fetch() { ls "$wheels"/$1-$2-*.whl >/dev/null 2>&1 || pip download -q --no-deps "$1==$2" -d "$wheels"; ls "$wheels"/$1-$2-*.whl | head -1; }
 sg="$(fetch sglang 0.5.23)"
 unzip -p "$sg" sglang/kernels/ops/sampling/temperature_softmax.py > .upstream/sglang_temperature_softmax.py
+unzip -p "$sg" sglang/kernels/ops/moe/gemma4_routing.py > .upstream/sglang_gemma4_routing.py
+# vLLM's Gemma4 routing kernel sits inside its model file among engine imports: take the two functions only.
+vl="$(fetch vllm 0.33.0)"
+unzip -p "$vl" vllm/model_executor/models/gemma4.py | python3 -c '
+import ast, sys
+src = sys.stdin.read()
+tree = ast.parse(src)
+keep = [n for n in tree.body if isinstance(n, ast.FunctionDef)
+        and n.name in ("_gemma4_routing_kernel", "gemma4_fused_routing_kernel_triton")]
+assert len(keep) == 2, [n.name for n in keep]
+lines = src.splitlines()
+out = ["import torch", "import triton", "import triton.language as tl", ""]
+for n in keep:
+    start = min([n.lineno] + [d.lineno for d in n.decorator_list])
+    out += lines[start - 1:n.end_lineno] + ["", ""]
+print("\n".join(out))
+' > .upstream/vllm_gemma4_routing.py
 echo "vendored into .upstream/: $(ls .upstream | tr '\n' ' ')"

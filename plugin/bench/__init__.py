@@ -33,7 +33,7 @@ import torch
 
 CALLS = 20
 REPLAYS = 30
-BENCH_MODULES = {"sampler": "hotfuse.bench.sampler"}
+BENCH_MODULES = {"sampler": "hotfuse.bench.sampler", "gemma4_router": "hotfuse.bench.gemma4_router"}
 
 
 @dataclass

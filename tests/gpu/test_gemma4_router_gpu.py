@@ -1,0 +1,60 @@
+"""gemma4_route on a real CUDA GPU (device machine: `bash ci/gpu_run.sh OUT`)."""
+
+import pytest
+import torch
+
+from hotfuse import counters
+from hotfuse.kernels.gemma4_router import gemma4_route, gemma4_route_reference
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (device machine only)")]
+
+
+def logits(t, e, dtype, seed):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    x = torch.randn(t, e, device="cuda", generator=g) * 2
+    if t >= 3:
+        x[0, :] = 1.0                      # all tied
+        x[1, 10:14] = 9.0                  # planted tie at the top
+        x[2, 1:] = float("-inf")
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("t, e, k", [(1, 128, 8), (7, 64, 1), (1000, 128, 8), (4096, 256, 8),
+                                     (65536, 128, 8), (250000, 128, 4), (333, 1024, 8), (0, 128, 8)])
+def test_matches_float64_reference(dtype, t, e, k):
+    x = logits(t, e, dtype, seed=t + e + k)
+    scale = torch.rand(e, device="cuda") + 0.5
+    counters.reset()
+    weights, ids = gemma4_route(x, scale, k)
+    assert counters.COUNTERS["gemma4_router"].fused == 1
+    ref_w, ref_ids = gemma4_route_reference(x.double(), scale.double(), k)
+    assert torch.equal(ids, ref_ids.to(torch.int32)), "experts (set and order) must match exactly"
+    finite = torch.isfinite(ref_w)
+    assert torch.equal(finite, torch.isfinite(weights))
+    if t:
+        assert (weights.double()[finite] - ref_w[finite]).abs().max().item() <= 2e-6
+
+
+def test_bitwise_repeatable_and_graph_capturable():
+    x = logits(16384, 128, torch.bfloat16, seed=3)
+    scale = torch.rand(128, device="cuda") + 0.5
+    first = gemma4_route(x, scale, 8)
+    for _ in range(3):
+        again = gemma4_route(x, scale, 8)
+        assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        gemma4_route(x, scale, 8)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        graph_w, graph_ids = gemma4_route(x, scale, 8)
+    x.copy_(logits(16384, 128, torch.bfloat16, seed=4))
+    scale.mul_(2.0)  # per_expert_scale is read live, also inside the graph
+    graph.replay()
+    torch.cuda.synchronize()
+    w, ids = gemma4_route(x, scale, 8)
+    assert torch.equal(graph_ids, ids) and torch.equal(graph_w, w)

@@ -1,0 +1,96 @@
+"""gemma4_route against its torch reference through the Triton interpreter (fp32 / fp16)."""
+
+import pytest
+import torch
+
+from hotfuse import counters
+from hotfuse.kernels.gemma4_router import gemma4_route, gemma4_route_reference
+
+TOLERANCE = {torch.float32: 1e-6, torch.float16: 1e-6}  # weights are fp32 math in both: same rounding
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    counters.reset()
+
+
+def logits_with_traps(t, e, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(t, e, generator=g) * 3
+    if t >= 4:
+        x[1, :] = 0.5                       # every expert tied: lowest ids win
+        x[2, e // 3: e // 3 + 4] = 7.0      # a planted four-way tie at the top
+        x[3, : e - 2] = float("-inf")       # only two finite experts
+    if t >= 6:
+        x[4] = x[4] * 1e4                   # very large logits (fp16 saturates to inf: kept finite in fp32)
+        x[5, 0] = float("nan")              # NaN never wins
+    return x.to(dtype) if dtype != torch.float16 else x.clamp(-6e4, 6e4).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("t", [0, 1, 7, 64, 1000])
+@pytest.mark.parametrize("e", [64, 128, 256])
+@pytest.mark.parametrize("k", [1, 4, 8])
+def test_matches_reference(dtype, t, e, k):
+    x = logits_with_traps(t, e, dtype, seed=t * 1009 + e * 7 + k)
+    scale = torch.rand(e) + 0.5
+    weights, ids = gemma4_route(x, scale, k)
+    ref_w, ref_ids = gemma4_route_reference(x, scale, k)
+    assert weights.dtype == torch.float32 and ids.dtype == torch.int32 and ids.shape == (t, k)
+    assert torch.equal(torch.sort(ids, -1).values, torch.sort(ref_ids, -1).values), "expert sets differ"
+    assert torch.equal(ids, ref_ids), "order (descending logit, lower id on ties) differs"
+    finite = torch.isfinite(ref_w)
+    assert torch.equal(finite, torch.isfinite(weights))
+    if t:
+        assert (weights[finite] - ref_w[finite]).abs().max().item() <= TOLERANCE[dtype]
+    assert counters.COUNTERS["gemma4_router"].fused == 1
+
+
+def test_ties_go_to_the_lowest_expert_id():
+    x = torch.zeros(3, 128)
+    x[0, [5, 9, 77, 100]] = 2.0
+    _, ids = gemma4_route(x, torch.ones(128), 3)
+    assert ids.tolist() == [[5, 9, 77], [0, 1, 2], [0, 1, 2]]
+
+
+def test_per_expert_scale_is_read_on_every_call():
+    x = torch.randn(4, 64)
+    scale = torch.ones(64)
+    w1, ids = gemma4_route(x, scale, 2)
+    scale.mul_(3.0)  # in-place weight update, as a reload would do
+    w2, ids2 = gemma4_route(x, scale, 2)
+    assert torch.equal(ids, ids2) and torch.allclose(w2, 3 * w1)
+
+
+def test_weights_are_softmax_of_chosen_logits_times_scale():
+    x = torch.tensor([[1.0, 3.0, 2.0, -1.0]])
+    scale = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    w, ids = gemma4_route(x, scale, 2)
+    p = torch.softmax(torch.tensor([3.0, 2.0]), -1)
+    assert ids.tolist() == [[1, 2]]
+    assert torch.allclose(w, torch.stack([p[0] * 2.0, p[1] * 3.0])[None])
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda: (torch.randn(3, 1100), torch.ones(1100)), "experts=1100 > 1024"),
+    (lambda: (torch.randn(64, 3).t(), torch.ones(64)), "non-contiguous experts"),
+    (lambda: (torch.randn(3, 64, dtype=torch.float64), torch.ones(64)), "dtype=float64"),
+    (lambda: (torch.randn(3, 64, dtype=torch.bfloat16), torch.ones(64)), "dtype=bfloat16 under the Triton interpreter"),
+])
+def test_unhandled_inputs_run_the_reference_and_are_counted(make, reason):
+    x, scale = make()
+    w, ids = gemma4_route(x, scale, 4)
+    rw, rids = gemma4_route_reference(x, scale, 4)
+    assert torch.equal(ids, rids) and torch.allclose(w, rw)
+    assert counters.COUNTERS["gemma4_router"].fallbacks == {reason: 1}
+
+
+@pytest.mark.parametrize("x, scale, k", [
+    (torch.randn(2, 3, 4), torch.ones(4), 2),
+    (torch.randn(2, 8), torch.ones(7), 2),
+    (torch.randn(2, 8), torch.ones(8), 0),
+    (torch.randn(2, 8), torch.ones(8), 9),
+])
+def test_contract_violations_raise(x, scale, k):
+    with pytest.raises(ValueError):
+        gemma4_route(x, scale, k)
