@@ -83,14 +83,8 @@ FUSIONS: tuple[Fusion, ...] = (
         "memory roofline at prefill); SGLang reverted a routing kernel for a BF16 precision regression",
         upstream=("sglang#26502 Gemma4 fused routing kernel", "sglang#26588 revert for BF16 precision"),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
-                          reason="kernel lands in a later hotfuse release",
-                          native_from="0.5.13",
-                          native_reason="the routing closure calls SGLang's Triton gemma4_fused_routing "
-                          "(hotfuse kernel and kill switch land in a later release)"),
-            EngineSupport("vllm", VLLM_VERSIONS, state=State.PENDING,
-                          reason="kernel lands in a later hotfuse release (vLLM uses its Triton kernel "
-                          "on CUDA, the torch reference on CPU)"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.gemma4_router"),
+            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.gemma4_router"),
         ),
     ),
     Fusion(

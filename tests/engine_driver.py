@@ -3,8 +3,8 @@
 Used by the integration tests as a subprocess, so each run gets its own environment (HOTFUSE flags are
 read once per process, in every engine process). Not a test module itself.
 
-  python tests/engine_driver.py vllm   MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
-  python tests/engine_driver.py sglang MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
+  python tests/engine_driver.py vllm   MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P] [--load-format F]
+  python tests/engine_driver.py sglang MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P] [--load-format F]
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import time
 PROMPTS = [[11, 22, 33, 44, 55], [7, 8, 9]]
 
 
-def run_vllm(model: str, max_tokens: int, temperature: float, top_p: float) -> list[list[int]]:
+def run_vllm(model: str, max_tokens: int, temperature: float, top_p: float, load_format: str) -> list[list[int]]:
     from vllm import LLM, SamplingParams
 
     llm = LLM(
         model=model,
-        load_format="dummy",
+        load_format=load_format,
         skip_tokenizer_init=True,
         dtype="float32",
         max_model_len=128,
@@ -38,13 +38,13 @@ def run_vllm(model: str, max_tokens: int, temperature: float, top_p: float) -> l
     return [list(o.outputs[0].token_ids) for o in outputs]
 
 
-def run_sglang(model: str, max_tokens: int, temperature: float, top_p: float) -> list[list[int]]:
+def run_sglang(model: str, max_tokens: int, temperature: float, top_p: float, load_format: str) -> list[list[int]]:
     import sglang as sgl
 
     engine = sgl.Engine(
         model_path=model,
         device="cpu",
-        load_format="dummy",
+        load_format=load_format,
         skip_tokenizer_init=True,
         dtype="bfloat16",
         mem_fraction_static=0.05,
@@ -69,9 +69,10 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=6)
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--load-format", default="dummy", help="dummy (random, config only) or auto (saved weights)")
     args = parser.parse_args()
     run = run_vllm if args.engine == "vllm" else run_sglang
-    tokens = run(args.model, args.max_tokens, args.temperature, args.top_p)
+    tokens = run(args.model, args.max_tokens, args.temperature, args.top_p, args.load_format)
     print("HOTFUSE_DRIVER_RESULT " + json.dumps({"tokens": tokens, "pid": os.getpid()}), flush=True)
     return 0
 

@@ -36,10 +36,21 @@ def clean_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 def model_dir(name: str, tmp_path: Path) -> str:
+    """A copy of tests/models/NAME (a config-only model), or NAME itself when it is an absolute path."""
+    if Path(name).is_absolute():
+        return name
     dst = tmp_path / name
     if not dst.exists():
         shutil.copytree(MODELS / name, dst)
     return str(dst)
+
+
+def make_tiny_gemma4(directory: Path) -> str:
+    """Write the tiny Gemma4 MoE model with saved random weights (tests/models/make_tiny_gemma4.py)."""
+    out = subprocess.run([sys.executable, str(MODELS / "make_tiny_gemma4.py"), str(directory)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return str(directory)
 
 
 def run_engine(engine: str, model: str, env: dict[str, str], timeout: int = 400, **kw) -> tuple[list, str]:

@@ -25,6 +25,8 @@ def test_plugin_runs_in_the_scheduler_process(runs):
     assert scheduler["engine_version"] == "0.5.23"
     assert scheduler["patches"] == [
         {"fusion": "sampler", "target": "sglang.srt.layers.sampler.Sampler.forward", "via": "sglang HookRegistry"},
+        {"fusion": "gemma4_router", "target": "sglang.srt.models.gemma4_causal.Gemma4MoE.__init__",
+         "via": "sglang HookRegistry"},
         {"fusion": "topk_postprocess", "target": TOPK_TARGET, "via": "sglang HookRegistry"},
     ]
     states = {n: f["state"] for n, f in scheduler["fusions"].items()}
@@ -32,7 +34,7 @@ def test_plugin_runs_in_the_scheduler_process(runs):
     # greedy decoding keeps SGLang's own sampler: counted as such, never fused
     assert scheduler["counters"]["sampler"]["fused"] == 0
     assert scheduler["counters"]["sampler"]["fallbacks"].get("greedy batch", 0) >= 6
-    assert states["spec_gather"] == "native" and states["gemma4_router"] == "native"
+    assert states["spec_gather"] == "native" and states["gemma4_router"] == "active"
 
 
 def test_unset_hotfuse_stays_inert_in_the_scheduler(runs):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import clean_env, report_with_title, run_cases
+from helpers import clean_env, make_tiny_gemma4, report_with_title, run_cases
 
 pytestmark = pytest.mark.engine_vllm
 
@@ -120,3 +120,32 @@ def test_disabled_sampler_runs_vllms_own_path(sampler_runs):
     assert worker["counters"]["sampler"] == {"fused": 0, "fallbacks": {}}
     assert "vllm.v1.sample.sampler.Sampler.sample" not in [p["target"] for p in worker["patches"]]
     assert all(len(t) == 6 and all(0 <= tok < 512 for tok in t) for t in tokens)
+
+
+@pytest.fixture(scope="module")
+def gemma4_runs(tmp_path_factory):
+    """A tiny Gemma4 MoE with saved random weights, loaded for real (fp32), greedy, three ways."""
+    model = make_tiny_gemma4(tmp_path_factory.mktemp("tiny-gemma4") / "model")
+    real = {"load_format": "auto", "max_tokens": 8}
+    return run_cases(tmp_path_factory, "vllm", model, {
+        "gemma4-fused": ({"HOTFUSE": "gemma4_router", "TRITON_INTERPRET": "1"}, real),
+        "gemma4-disabled": ({"HOTFUSE": "1", "HOTFUSE_DISABLE": "gemma4_router"}, real),
+        "gemma4-stock": ({}, real),
+    })
+
+
+def test_gemma4_router_runs_fused_in_the_worker_with_the_same_greedy_tokens(gemma4_runs):
+    tokens, reports, _ = gemma4_runs["gemma4-fused"]
+    worker = report_with_title(reports, "VLLM::Worker")
+    assert worker["fusions"]["gemma4_router"]["state"] == "active"
+    counts = worker["counters"]["gemma4_router"]
+    assert counts["fused"] > 0 and counts["fallbacks"] == {}, counts
+    assert tokens == gemma4_runs["gemma4-disabled"][0] == gemma4_runs["gemma4-stock"][0]
+
+
+def test_gemma4_kill_switch_routes_through_vllms_torch_path(gemma4_runs):
+    _, reports, _ = gemma4_runs["gemma4-disabled"]
+    worker = report_with_title(reports, "VLLM::Worker")
+    assert worker["fusions"]["gemma4_router"]["state"] == "reference"
+    counts = worker["counters"]["gemma4_router"]
+    assert counts["fused"] == 0 and counts["fallbacks"].get("disabled: vLLM's torch routing", 0) > 0
