@@ -108,7 +108,7 @@ FUSIONS: tuple[Fusion, ...] = (
         upstream=("sglang#27233 fused gather_spec_extras (SGLang 0.5.13)",),
         engines=(
             EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
-                          reason="kernel lands in a later hotfuse release",
+                          reason="kernel gather_rows is in hotfuse.kernels; the FutureMap adapter lands later",
                           native_from="0.5.13",
                           native_reason="FutureMap gathers the speculative extras with SGLang's one-launch "
                           "gather_spec_extras"),

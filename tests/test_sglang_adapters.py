@@ -64,11 +64,46 @@ def test_noop_fast_path_skips_the_compiled_helper(topk):
     ids = torch.randint(0, 8, (5, 2), dtype=torch.int32)
     assert patched(ids, None, None) is ids
     assert counters.COUNTERS["topk_postprocess"].fused == 1
-    # with padding present the engine's compiled helper runs, counted as a fallback
-    ids2 = ids.clone()
-    out = patched(ids2, None, torch.tensor(3))
-    assert (out[3:] == -1).all() and torch.equal(out[:3], ids[:3])
-    assert sum(counters.COUNTERS["topk_postprocess"].fallbacks.values()) == 1
+    # padding only: hotfuse's kernel, into a new tensor; the input keeps its logical ids
+    out = patched(ids, None, torch.tensor(3))
+    assert out is not ids and (out[3:] == -1).all() and torch.equal(out[:3], ids[:3])
+    assert counters.COUNTERS["topk_postprocess"].fused == 2 and not counters.COUNTERS["topk_postprocess"].fallbacks
+
+
+def dispatch_info(algorithm, table):
+    from sglang.srt.eplb.expert_location_dispatch import ExpertLocationDispatchInfo
+
+    experts = table.shape[0]
+    return ExpertLocationDispatchInfo(
+        ep_dispatch_algorithm=algorithm, partial_logical_to_rank_dispatch_physical_map=table,
+        partial_logical_to_all_physical_map=table[:, None], partial_logical_to_all_physical_map_num_valid=torch.ones(
+            experts, dtype=torch.int32), num_physical_experts=experts)
+
+
+def test_static_eplb_map_and_padding_match_the_engine_helper(topk):
+    from hotfuse import counters
+
+    original = topk._biased_grouped_topk_postprocess
+    install(flags(HOTFUSE="topk_postprocess"))
+    counters.reset()
+    table = torch.randperm(16).to(torch.int32)
+    ids = torch.randint(0, 16, (37, 4), dtype=torch.int32)
+    info = dispatch_info("static", table)
+    for n in (None, torch.tensor(0), torch.tensor(20), torch.tensor(37)):
+        expected = original(ids.clone(), info, n)
+        got = topk._biased_grouped_topk_postprocess(ids, info, n)
+        assert torch.equal(got, expected)
+    assert counters.COUNTERS["topk_postprocess"].fused == 4
+
+
+def test_dynamic_dispatch_keeps_the_engine_helper(topk):
+    from hotfuse import counters
+
+    install(flags(HOTFUSE="topk_postprocess"))
+    counters.reset()
+    info = dispatch_info("dynamic", torch.arange(16, dtype=torch.int32))
+    topk._biased_grouped_topk_postprocess(torch.randint(0, 16, (4, 2), dtype=torch.int32), info, None)
+    assert counters.COUNTERS["topk_postprocess"].fallbacks == {"dynamic dispatch: engine helper": 1}
 
 
 def test_disabled_fusion_restores_reference_path(topk):

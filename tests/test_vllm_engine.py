@@ -28,7 +28,11 @@ def test_plugin_runs_and_reports_in_the_worker_process(runs):
     driver_pid = {r["process"]["pid"] for r in reports if r["process"]["name"] == "MainProcess"}
     assert worker["process"]["pid"] not in driver_pid
     assert worker["flags"]["raw"] == {"HOTFUSE": "1"} and not worker["flags"]["inert"]
-    assert [p["target"] for p in worker["patches"]] == ["vllm.envs.compile_factors", "vllm.v1.sample.sampler.Sampler.sample"]
+    assert [p["target"] for p in worker["patches"]] == [
+        "vllm.envs.compile_factors",
+        "vllm.v1.sample.sampler.Sampler.sample",
+        "vllm.model_executor.models.gemma4.Gemma4Router.routing_function",
+    ]
     assert worker["infra"]["vllm.compile_cache"].startswith("active")
     states = {n: f["state"] for n, f in worker["fusions"].items()}
     assert states["topk_postprocess"] == "native" and states["spec_gather"] == "not applicable"

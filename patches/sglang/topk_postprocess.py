@@ -4,15 +4,20 @@ SGLang 0.5.11-0.5.23 call the module global `_biased_grouped_topk_postprocess`, 
 `torch.compile(dynamic=True)` helper, from `_post_process_topk_ids` on CUDA, even when there is
 neither an EPLB map nor padding, paying Dynamo's guard cost on every MoE layer for nothing.
 
-fused:      when there is nothing to do, return the ids at once (no device work, no compiled call);
-            otherwise the engine's compiled helper runs (counted as a fallback until the kernel lands).
+fused:      nothing to do (no EPLB map, no padding): the ids come back at once (no device work, no
+            compiled call). Static dispatch and/or padding: hotfuse's single-launch topk_postprocess into a
+            new tensor, as the engine's helper returns one (its input may still be referenced, e.g. by the
+            routed-experts capture). Dynamic / lp dispatch: the engine's compiled helper, counted.
 reference:  the engine's own unfused helpers, run eagerly (the helper's undecorated function).
 """
 
 from __future__ import annotations
 
+import torch
+
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback, count_fused
+from hotfuse.kernels.moe_postprocess import topk_postprocess
 from hotfuse.flags import Mode
 from hotfuse.registry import State
 from hotfuse.targets import Target
@@ -31,11 +36,17 @@ TARGETS = (POSTPROCESS,)
 
 
 def fused_postprocess(original, topk_ids, expert_location_dispatch_info, num_token_non_padded):
-    if expert_location_dispatch_info is None and num_token_non_padded is None:
+    info = expert_location_dispatch_info
+    if info is None and num_token_non_padded is None:
         count_fused(FUSION)
         return topk_ids
-    count_fallback(FUSION, "eplb map or padding present: engine helper (kernel pending)")
-    return original(topk_ids, expert_location_dispatch_info, num_token_non_padded)
+    table = None
+    if info is not None:
+        table = getattr(info, "partial_logical_to_rank_dispatch_physical_map", None)
+        if info.ep_dispatch_algorithm != "static" or table is None:
+            count_fallback(FUSION, f"{info.ep_dispatch_algorithm} dispatch: engine helper")
+            return original(topk_ids, info, num_token_non_padded)
+    return topk_postprocess(topk_ids, table, num_token_non_padded, out=torch.empty_like(topk_ids))
 
 
 def reference_postprocess(original, topk_ids, expert_location_dispatch_info, num_token_non_padded):
@@ -48,5 +59,5 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     if mode is Mode.REFERENCE:
         return AdapterPlan(State.REFERENCE, "engine's unfused helpers run eagerly instead of its compiled helper",
                            ((POSTPROCESS, reference_postprocess),))
-    return AdapterPlan(State.ACTIVE, "no-op fast path when there is no EPLB map and no padding "
-                       "(single-launch kernel pending)", ((POSTPROCESS, fused_postprocess),))
+    return AdapterPlan(State.ACTIVE, "single launch for static dispatch and padding; nothing at all when "
+                       "there is neither (dynamic/lp dispatch: engine helper)", ((POSTPROCESS, fused_postprocess),))

@@ -33,7 +33,13 @@ import torch
 
 CALLS = 20
 REPLAYS = 30
-BENCH_MODULES = {"sampler": "hotfuse.bench.sampler", "gemma4_router": "hotfuse.bench.gemma4_router"}
+# fusion -> "module" (its cases()) or "module:function"
+BENCH_MODULES = {
+    "sampler": "hotfuse.bench.sampler",
+    "gemma4_router": "hotfuse.bench.gemma4_router",
+    "topk_postprocess": "hotfuse.bench.moe_postprocess:topk_postprocess_cases",
+    "spec_gather": "hotfuse.bench.moe_postprocess:spec_gather_cases",
+}
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Variant:
     name: str
     run: Callable[[], Any]            # one call on inputs already bound
     roofline_bytes: int | None = None  # when it differs from the case's (e.g. a sampler that never writes probs)
+    graph: bool = True                 # False: host wall time only (a call that launches nothing)
 
 
 @dataclass
@@ -117,8 +124,9 @@ def time_host(fn: Callable[[], Any], calls: int = 200) -> float:
 def load_cases(fusions: list[str], device: torch.device, upstream: dict[str, str], quick: bool) -> list[Case]:
     cases = []
     for name in fusions:
-        module = importlib.import_module(BENCH_MODULES[name])
-        cases.extend(module.cases(device, upstream, quick))
+        module_name, _, function = BENCH_MODULES[name].partition(":")
+        make = getattr(importlib.import_module(module_name), function or "cases")
+        cases.extend(make(device, upstream, quick))
     return cases
 
 
@@ -167,8 +175,12 @@ def run(fusions: list[str], out_dir: str, upstream: dict[str, str], quick: bool 
             row = {"fusion": case.fusion, "variant": variant.name, "shape": case.shape,
                    "roofline_us": roofline_us, "bytes": nbytes}
             try:
-                row["us"] = time_in_graph(variant.run)
                 row["host_us"] = time_host(variant.run)
+                if not variant.graph:
+                    log(f"{label} {variant.name:>16}: host {row['host_us']:8.2f} us per eager call")
+                    rows.append(row)
+                    continue
+                row["us"] = time_in_graph(variant.run)
                 row["gbps"] = nbytes / (row["us"] * 1e-6) / 1e9
                 row["x_roofline"] = row["us"] / roofline_us if roofline_us else math.inf
                 log(f"{label} {variant.name:>16}: {row['us']:8.2f} us  ({row['x_roofline']:.2f}x roofline)")
@@ -207,7 +219,8 @@ def markdown(doc: dict) -> str:
         rows = [r for r in doc["rows"] if r["fusion"] == fusion]
         variants = list(dict.fromkeys(r["variant"] for r in rows))
         shapes = list(dict.fromkeys(_shape_text(r["shape"]) for r in rows))
-        lines.append(f"### {fusion} (µs per call in a CUDA graph; × roofline in brackets)")
+        lines.append(f"### {fusion} (µs per call in a CUDA graph, × roofline in brackets; "
+                     f"'host': µs of wall time per eager call)")
         lines.append("")
         lines.append("| shape | roofline µs | " + " | ".join(variants) + " |")
         lines.append("|---|---|" + "---|" * len(variants))
@@ -219,6 +232,8 @@ def markdown(doc: dict) -> str:
                     cells.append("")
                 elif "error" in r:
                     cells.append("error")
+                elif "us" not in r:
+                    cells.append(f"host {r['host_us']:.2f}")
                 else:
                     cells.append(f"{r['us']:.2f} ({r['x_roofline']:.1f}×)")
                     if v == "hotfuse":

@@ -108,23 +108,23 @@ def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path, sample_path
     assert torch.equal(graph_tokens, temperature_sample(fresh, temps, seeds))
 
 
+def chi_square(counts, base, temperature):
+    """Pearson's statistic of class counts against softmax(base / temperature)."""
+    expected = torch.softmax(base.double() / temperature, -1) * counts.sum()
+    return (((counts - expected) ** 2) / expected).sum().item()
+
+
 def test_sample_follows_the_softmax_distribution_chi_square(sample_path):
-    # V = 12 fits one chunk: the two-level race then reduces to its within-chunk race. The class test
-    # below spreads the distribution over many chunks.
-    v, n = 12, 200000
+    # V = 12 fits one chunk: the two-level race then reduces to its within-chunk race. The next test
+    # spreads the distribution over many chunks.
+    v, n, temperature = 12, 200000, 0.7
     base = torch.linspace(-2, 2, v, device="cuda")
-    temperature = 0.7
     logits = base.expand(n, v).contiguous()
-    temps = torch.full((n,), temperature, device="cuda")
-    tokens = temperature_sample(logits, temps, torch.arange(n, device="cuda", dtype=torch.int64))
+    tokens = temperature_sample(logits, torch.full((n,), temperature, device="cuda"),
+                                torch.arange(n, device="cuda", dtype=torch.int64))
     counts = torch.bincount(tokens, minlength=v).double()
-
-    def chi2(t):
-        expected = torch.softmax(base.double() / t, -1) * n
-        return (((counts - expected) ** 2) / expected).sum().item()
-
-    assert chi2(temperature) < 31.26  # df = 11, p = 0.001
-    assert chi2(temperature * 1.1) > 100.0
+    assert chi_square(counts, base, temperature) < 31.26  # df = 11, p = 0.001
+    assert chi_square(counts, base, temperature * 1.1) > 100.0
 
 
 def test_sample_over_many_chunks_chi_square(sample_path):
@@ -134,13 +134,8 @@ def test_sample_over_many_chunks_chi_square(sample_path):
     tokens = temperature_sample(logits, torch.full((n,), temperature, device="cuda"),
                                 torch.arange(n, device="cuda", dtype=torch.int64) + 77)
     counts = torch.bincount(tokens % k, minlength=k).double()
-
-    def chi2(t):
-        expected = torch.softmax(base.double() / t, -1) * n
-        return (((counts - expected) ** 2) / expected).sum().item()
-
-    assert chi2(temperature) < 37.70  # df = 15, p = 0.001
-    assert chi2(temperature * 1.3) > 100.0
+    assert chi_square(counts, base, temperature) < 37.70  # df = 15, p = 0.001
+    assert chi_square(counts, base, temperature * 1.3) > 100.0
 
 
 def test_sample_all_but_one_masked_picks_it(sample_path):
