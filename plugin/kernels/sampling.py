@@ -4,7 +4,8 @@ temperature_softmax(logits [B, V], temperatures [B] or [B, 1], out=None) -> prob
     softmax(logits / t) per row, fp32 math, output in the logits' dtype; in place when `out is logits`.
 temperature_sample(logits [B, V], temperatures, seeds [B] int64) -> token ids [B] int64
     one sample per row from softmax(logits / t) by the Gumbel-max race (argmax of logits / t + Gumbel
-    noise), reading the logits once and never writing probabilities. Deterministic for given seeds.
+    noise), reading the logits once and never writing probabilities. Deterministic for given seeds and
+    shape (the noise of a token is keyed by its row seed and its place in the launch geometry).
 
 Rows are split into chunks so that even one row spreads over the whole GPU. Partials are combined in a
 fixed order (no atomic reductions), so results are deterministic for a given shape.
