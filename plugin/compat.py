@@ -27,11 +27,20 @@ def adapter_modules(engine: str) -> list[str]:
     return names
 
 
-def adapter_targets(engine: str) -> list[tuple[str, Target]]:
-    out = []
+def adapter_targets(engine: str, version: str) -> list[tuple[str, Target]]:
+    """Every target the adapters of `engine` would validate for that release, in either mode."""
+    from hotfuse.flags import Mode
+    from hotfuse.runtime import _release
+
+    out, seen = [], set()
     for name in adapter_modules(engine):
         module = importlib.import_module(f"hotfuse.patches.{name}")
-        out.extend((name, target) for target in module.TARGETS)
+        for mode in (Mode.FUSED, Mode.REFERENCE):
+            plan = module.plan(mode, _release(version))
+            for target in [t for t, _ in plan.hooks] + list(plan.requires):
+                if (name, target.dotted, target.params) not in seen:
+                    seen.add((name, target.dotted, target.params))
+                    out.append((name, target))
     return out
 
 
@@ -64,10 +73,10 @@ class WheelCheck:
 
 
 def check_wheel(path: str) -> list[WheelCheck]:
-    engine, _ = wheel_engine(path)
+    engine, version = wheel_engine(path)
     rows = []
     with zipfile.ZipFile(path) as zf:
-        for adapter, target in adapter_targets(engine):
+        for adapter, target in adapter_targets(engine, version):
             source = wheel_source(zf, target.module)
             fp = fingerprint_source(source, target.qualname) if source is not None else None
             rows.append(WheelCheck(adapter, target.dotted, fp, fp in target.fingerprints))
