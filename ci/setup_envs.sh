@@ -60,4 +60,18 @@ build() {
   echo "[setup] $engine venv ready"
 }
 
+overlay() {
+  # SGLang 0.5.12 as an import overlay of the sglang venv (see ci/sglang-0.5.12-overlay.txt)
+  local env="$venvs/sglang" dir="$venvs/sglang/overlay-sglang-0.5.12" stamp
+  stamp="$(sha256sum "$here/sglang-0.5.12-overlay.txt" | cut -c1-16)"
+  if [[ -f "$dir/.hotfuse-stamp" && "$(cat "$dir/.hotfuse-stamp")" == "$stamp" ]]; then return; fi
+  rm -rf "$dir"
+  "$env/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir" \
+    -r "$here/sglang-0.5.12-overlay.txt"
+  echo "$stamp" > "$dir/.hotfuse-stamp"
+  echo "[setup] sglang 0.5.12 overlay ready"
+}
+
 for e in $which_envs; do build "$e"; done
+[[ " $which_envs " == *" sglang "* ]] && overlay
+true

@@ -1,7 +1,8 @@
 """Builds a real SGLang `Gemma4MoE` layer on CPU (no engine) after loading hotfuse's SGLang plugin the way
 the scheduler does, calls the layer's routing function, and prints a JSON line with what happened.
 
-Run as a subprocess by tests/test_sglang_adapters.py, with HOTFUSE flags in the environment.
+Run as a subprocess by tests/test_sglang_adapters.py, with HOTFUSE flags in the environment, against the
+installed SGLang (0.5.23) or, with the 0.5.12 overlay first on PYTHONPATH, against SGLang 0.5.12.
 """
 
 import json
@@ -16,21 +17,28 @@ from sglang.srt.plugins import load_plugins  # noqa: E402
 
 load_plugins()  # runs hotfuse's sglang.srt.plugins entry point, then HookRegistry.apply_hooks()
 
-from sglang.srt.distributed import parallel_state  # noqa: E402
 from sglang.srt.distributed.parallel_state import init_distributed_environment, initialize_model_parallel  # noqa: E402
-from sglang.srt.runtime_context import SpawnRanks, get_parallel, publish, reset_context  # noqa: E402
 from sglang.srt.server_args import ServerArgs  # noqa: E402
 from transformers import Gemma4TextConfig  # noqa: E402
 
 init_distributed_environment(world_size=1, rank=0, local_rank=0, backend="gloo")
-reset_context()
-publish(ServerArgs(model_path="dummy", tp_size=1, ep_size=1, pp_size=1, device="cpu"), role="test",
-        ranks=SpawnRanks(world_rank=0))
-get_parallel().override_permanently(world_group=parallel_state._WORLD)
+server_args = ServerArgs(model_path="dummy", tp_size=1, ep_size=1, pp_size=1, device="cpu")
+try:  # 0.5.16+: a published runtime context
+    from sglang.srt.distributed import parallel_state
+    from sglang.srt.runtime_context import SpawnRanks, get_parallel, publish, reset_context
+
+    reset_context()
+    publish(server_args, role="test", ranks=SpawnRanks(world_rank=0))
+    get_parallel().override_permanently(world_group=parallel_state._WORLD)
+except ImportError:  # 0.5.11-0.5.15: global server args
+    from sglang.srt.server_args import set_global_server_args_for_scheduler
+
+    set_global_server_args_for_scheduler(server_args)
 initialize_model_parallel(backend="gloo")
 
 from hotfuse import counters  # noqa: E402
 from hotfuse.kernels.gemma4_router import gemma4_route_reference  # noqa: E402
+import sglang  # noqa: E402
 from sglang.srt.models.gemma4_causal import Gemma4MoE  # noqa: E402
 
 experts, topk = 16, 4
@@ -45,6 +53,7 @@ gating[3, :] = 0.25  # all tied
 weights, ids = routing(hidden_states=torch.randn(37, 128), gating_output=gating, topk=topk, renormalize=True)
 ref_w, ref_ids = gemma4_route_reference(gating, layer.per_expert_scale.detach(), topk)
 print("HOTFUSE_LAYER_RESULT " + json.dumps({
+    "sglang_version": sglang.__version__,
     "routing_function": routing.__qualname__,
     "same_experts": bool(torch.equal(torch.sort(ids, -1).values, torch.sort(ref_ids, -1).values)),
     "same_experts_untied": bool(torch.equal(torch.sort(ids[4:], -1).values, torch.sort(ref_ids[4:], -1).values)),

@@ -2,6 +2,9 @@
 
 import dataclasses
 import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -156,24 +159,34 @@ def test_changed_engine_source_is_drift_left_untouched_and_reported(topk, monkey
     assert code == 0
 
 
-def run_gemma4_layer(tmp_path, **flags):
-    """Build a real Gemma4MoE (SGLang 0.5.23) in a fresh process with the given hotfuse flags."""
+OVERLAY_0512 = Path(sys.executable).resolve().parent.parent / "overlay-sglang-0.5.12"  # ci/setup_envs.sh
+
+
+def run_gemma4_layer(tmp_path, release, **flags):
+    """Build a real Gemma4MoE of SGLang `release` in a fresh process with the given hotfuse flags."""
     import subprocess
-    import sys
-    from pathlib import Path
 
     from helpers import clean_env
 
     script = Path(__file__).resolve().parent / "sglang_gemma4_layer.py"
     env = clean_env(tmp_path, TRITON_INTERPRET="1", **flags)
+    if release == "0.5.12":
+        assert OVERLAY_0512.is_dir(), "run ci/setup_envs.sh: it installs the SGLang 0.5.12 overlay"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OVERLAY_0512), env.get("PYTHONPATH")]))
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-4000:]
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HOTFUSE_LAYER_RESULT "))
-    return json.loads(line.split(" ", 1)[1])
+    result = json.loads(line.split(" ", 1)[1])
+    assert result["sglang_version"] == release
+    return result
 
 
-def test_gemma4_layer_routes_through_the_fused_kernel(tmp_path):
-    result = run_gemma4_layer(tmp_path, HOTFUSE="gemma4_router")
+RELEASES = pytest.mark.parametrize("release", ["0.5.23", "0.5.12"])
+
+
+@RELEASES
+def test_gemma4_layer_routes_through_the_fused_kernel(tmp_path, release):
+    result = run_gemma4_layer(tmp_path, release, HOTFUSE="gemma4_router")
     assert result["routing_function"].endswith("hotfuse_gemma4_routing")
     assert result["counters"]["fused"] == 1 and result["counters"]["fallbacks"] == {}
     assert result["same_experts"] and result["max_weight_error"] <= 1e-6
@@ -181,16 +194,37 @@ def test_gemma4_layer_routes_through_the_fused_kernel(tmp_path):
     assert result["tied_row"] == [0, 1, 2, 3], "ties go to the lowest expert ids"
 
 
-def test_gemma4_kill_switch_routes_through_the_torch_reference(tmp_path):
-    result = run_gemma4_layer(tmp_path, HOTFUSE="1", HOTFUSE_DISABLE="gemma4_router")
+@RELEASES
+def test_gemma4_kill_switch_routes_through_the_torch_reference(tmp_path, release):
+    result = run_gemma4_layer(tmp_path, release, HOTFUSE="1", HOTFUSE_DISABLE="gemma4_router")
     assert result["routing_function"].endswith("hotfuse_gemma4_routing")
     assert result["counters"] == {"fused": 0, "fallbacks": {"disabled: hotfuse torch reference": 1}}
     assert result["same_experts"] and result["max_weight_error"] == 0.0
 
 
-def test_gemma4_layer_is_untouched_without_hotfuse(tmp_path):
-    result = run_gemma4_layer(tmp_path)
+@RELEASES
+def test_gemma4_layer_is_untouched_without_hotfuse(tmp_path, release):
+    result = run_gemma4_layer(tmp_path, release)
     assert result["routing_function"] == "Gemma4MoE.__init__.<locals>.routing_function"
     assert result["counters"] == {"fused": 0, "fallbacks": {}}
     # SGLang's own CPU path (torch.topk) agrees except on exact ties, where its pick is unspecified
     assert result["same_experts_untied"]
+
+
+@RELEASES
+def test_every_adapter_validates_against_the_real_release(tmp_path, release):
+    """`hotfuse status` imports the real modules of that release and validates every target (no drift)."""
+    import subprocess
+
+    from helpers import clean_env
+
+    env = clean_env(tmp_path, HOTFUSE="1")
+    if release == "0.5.12":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OVERLAY_0512), env.get("PYTHONPATH")]))
+    out = subprocess.run([sys.executable, "-m", "hotfuse.cli", "status", "--json", "--engine", "sglang"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    doc = json.loads(out.stdout)["engines"]["sglang"]
+    assert doc["engine_version"] == release
+    states = {name: f["state"] for name, f in doc["fusions"].items()}
+    assert states["sampler"] == states["gemma4_router"] == states["topk_postprocess"] == "active", states
+    assert "drift" not in states.values()
