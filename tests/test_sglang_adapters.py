@@ -159,7 +159,20 @@ def test_changed_engine_source_is_drift_left_untouched_and_reported(topk, monkey
     assert code == 0
 
 
-OVERLAY_0512 = Path(sys.executable).resolve().parent.parent / "overlay-sglang-0.5.12"  # ci/setup_envs.sh
+OVERLAY_0512 = Path(sys.prefix) / "overlay-sglang-0.5.12"  # installed into the venv by ci/setup_envs.sh
+
+
+def for_release(env, release):
+    """Put the SGLang 0.5.12 overlay first on PYTHONPATH when that release is asked for.
+
+    The CI CPU platform plugin is written against 0.5.23's platform classes; no engine runs here, so
+    0.5.12 gets no platform selection (its module-level device checks fall back to CPU).
+    """
+    if release == "0.5.12":
+        assert OVERLAY_0512.is_dir(), "run ci/setup_envs.sh: it installs the SGLang 0.5.12 overlay"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OVERLAY_0512), env.get("PYTHONPATH")]))
+        env.pop("SGLANG_PLATFORM", None)
+    return env
 
 
 def run_gemma4_layer(tmp_path, release, **flags):
@@ -169,10 +182,7 @@ def run_gemma4_layer(tmp_path, release, **flags):
     from helpers import clean_env
 
     script = Path(__file__).resolve().parent / "sglang_gemma4_layer.py"
-    env = clean_env(tmp_path, TRITON_INTERPRET="1", **flags)
-    if release == "0.5.12":
-        assert OVERLAY_0512.is_dir(), "run ci/setup_envs.sh: it installs the SGLang 0.5.12 overlay"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OVERLAY_0512), env.get("PYTHONPATH")]))
+    env = for_release(clean_env(tmp_path, TRITON_INTERPRET="1", **flags), release)
     out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-4000:]
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HOTFUSE_LAYER_RESULT "))
@@ -218,9 +228,7 @@ def test_every_adapter_validates_against_the_real_release(tmp_path, release):
 
     from helpers import clean_env
 
-    env = clean_env(tmp_path, HOTFUSE="1")
-    if release == "0.5.12":
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OVERLAY_0512), env.get("PYTHONPATH")]))
+    env = for_release(clean_env(tmp_path, HOTFUSE="1"), release)
     out = subprocess.run([sys.executable, "-m", "hotfuse.cli", "status", "--json", "--engine", "sglang"], env=env,
                          capture_output=True, text=True, timeout=300)
     doc = json.loads(out.stdout)["engines"]["sglang"]
