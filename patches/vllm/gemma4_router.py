@@ -13,8 +13,6 @@ reference:  vLLM's own torch routing (`gemma4_routing_function_torch`) on every 
 
 from __future__ import annotations
 
-import importlib
-
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
@@ -39,7 +37,8 @@ def fused_routing(original, self, hidden_states, gating_output, topk, renormaliz
 
 def reference_routing(original, self, hidden_states, gating_output, topk, renormalize):
     count_fallback(FUSION, "disabled: vLLM's torch routing")
-    torch_routing = importlib.import_module(_MODULE).gemma4_routing_function_torch
+    # looked up in the engine module's globals on each call, as vLLM's own routing_function does
+    torch_routing = original.__globals__["gemma4_routing_function_torch"]
     return torch_routing(gating_output, topk, self.per_expert_scale)
 
 

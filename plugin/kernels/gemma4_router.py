@@ -18,11 +18,10 @@ This module knows nothing about engines.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from hotfuse.counters import count_fallback, count_fused
+from hotfuse.kernels import FLOAT_DTYPES, interpreting, runs_here
 
 try:
     import triton
@@ -33,7 +32,6 @@ except ImportError:  # Triton is optional
 
 FUSION = "gemma4_router"
 MAX_EXPERTS = 1024
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def gemma4_route_reference(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
@@ -58,14 +56,13 @@ def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
 
 
 def unsupported_reason(gating_output: torch.Tensor, per_expert_scale: torch.Tensor) -> str | None:
-    interpreting = os.environ.get("TRITON_INTERPRET") == "1"
     if triton is None:
         return "triton unavailable"
-    if gating_output.dtype not in KERNEL_DTYPES:
+    if gating_output.dtype not in FLOAT_DTYPES:
         return f"dtype={str(gating_output.dtype).removeprefix('torch.')}"
-    if gating_output.device.type != "cuda" and not (interpreting and gating_output.device.type == "cpu"):
+    if not runs_here(gating_output):
         return f"device={gating_output.device.type}"
-    if interpreting and (gating_output.dtype == torch.bfloat16 or per_expert_scale.dtype == torch.bfloat16):
+    if interpreting() and (gating_output.dtype == torch.bfloat16 or per_expert_scale.dtype == torch.bfloat16):
         return "dtype=bfloat16 under the Triton interpreter"
     if gating_output.shape[1] > MAX_EXPERTS:
         return f"experts={gating_output.shape[1]} > {MAX_EXPERTS}"

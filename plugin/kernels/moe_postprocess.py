@@ -19,11 +19,10 @@ reference, counted. This module knows nothing about engines.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from hotfuse.counters import count_fallback, count_fused
+from hotfuse.kernels import runs_here
 
 try:
     import triton
@@ -38,8 +37,7 @@ MAX_GATHER_BUFFERS = 6
 def _device_reason(t: torch.Tensor) -> str | None:
     if triton is None:
         return "triton unavailable"
-    interpreting = os.environ.get("TRITON_INTERPRET") == "1"
-    if t.device.type != "cuda" and not (interpreting and t.device.type == "cpu"):
+    if not runs_here(t):
         return f"device={t.device.type}"
     return None
 

@@ -37,12 +37,12 @@ This module knows nothing about engines.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 
 from hotfuse.counters import count_fallback, count_fused
+from hotfuse.kernels import FLOAT_DTYPES, interpreting, runs_here
 from hotfuse.log import logger
 
 try:
@@ -53,7 +53,6 @@ except ImportError:  # Triton is optional: everything falls back to the torch re
     tl = None
 
 FUSION = "sampler"
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -85,19 +84,15 @@ def temperature_sample_reference(logits: torch.Tensor, temperatures: torch.Tenso
 # dispatch: which inputs the kernels take
 # ---------------------------------------------------------------------------------------------------
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
 def unsupported_reason(logits: torch.Tensor, temperatures: torch.Tensor) -> str | None:
     """Why the kernels cannot take these inputs, or None when they can."""
     if triton is None:
         return "triton unavailable"
-    if logits.dtype not in KERNEL_DTYPES:
+    if logits.dtype not in FLOAT_DTYPES:
         return f"dtype={str(logits.dtype).removeprefix('torch.')}"
-    if logits.device.type != "cuda" and not (_interpreting() and logits.device.type == "cpu"):
+    if not runs_here(logits):
         return f"device={logits.device.type}"
-    if logits.dtype == torch.bfloat16 and _interpreting():
+    if logits.dtype == torch.bfloat16 and interpreting():
         return "dtype=bfloat16 under the Triton interpreter"
     if logits.shape[1] > 0 and logits.stride(1) != 1:
         return "non-contiguous rows"
