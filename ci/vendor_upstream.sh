@@ -11,6 +11,7 @@ fetch() { ls "$wheels"/$1-$2-*.whl >/dev/null 2>&1 || pip download -q --no-deps 
 sg="$(fetch sglang 0.5.23)"
 unzip -p "$sg" sglang/kernels/ops/sampling/temperature_softmax.py > .upstream/sglang_temperature_softmax.py
 unzip -p "$sg" sglang/kernels/ops/moe/gemma4_routing.py > .upstream/sglang_gemma4_routing.py
+unzip -p "$sg" sglang/kernels/ops/speculative/gather_spec_extras.py > .upstream/sglang_gather_spec_extras.py
 # vLLM's Gemma4 routing kernel sits inside its model file among engine imports: take the two functions only.
 vl="$(fetch vllm 0.33.0)"
 unzip -p "$vl" vllm/model_executor/models/gemma4.py | python3 -c '

@@ -45,8 +45,7 @@ class EngineSupport:
     adapter: str | None = None    # module under hotfuse.patches that decides and patches
     state: State | None = None    # fixed state when there is no adapter
     reason: str = ""              # why, for that fixed state (shown by `hotfuse status`)
-    native_from: str | None = None  # engine release from which the engine ships this fusion itself
-    native_reason: str = ""         # what the engine's own fused path is
+    disable_note: str = ""        # native fixed state: what HOTFUSE_DISABLE can and cannot revert, and why
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,10 @@ FUSIONS: tuple[Fusion, ...] = (
             EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.topk_postprocess"),
             EngineSupport("vllm", VLLM_VERSIONS, state=State.NATIVE,
                           reason="one Triton kernel (eplb_map_to_physical_and_record); padded rows are "
-                          "masked inside the top-k kernels; on CPU the map is the identity"),
+                          "masked inside the top-k kernels; on CPU the map is the identity",
+                          disable_note="HOTFUSE_DISABLE cannot revert it: the padded-row mask is part of "
+                          "vLLM's top-k kernels and the EPLB map kernel also records expert load for the "
+                          "balancer; nothing is patched"),
         ),
     ),
     Fusion(
@@ -107,11 +109,7 @@ FUSIONS: tuple[Fusion, ...] = (
         why="SGLang 0.5.11-0.5.12 gather the speculative extras with 4-5 separate launches per step",
         upstream=("sglang#27233 fused gather_spec_extras (SGLang 0.5.13)",),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
-                          reason="kernel gather_rows is in hotfuse.kernels; the FutureMap adapter lands later",
-                          native_from="0.5.13",
-                          native_reason="FutureMap gathers the speculative extras with SGLang's one-launch "
-                          "gather_spec_extras"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.spec_gather"),
             EngineSupport("vllm", VLLM_VERSIONS, state=State.NOT_APPLICABLE,
                           reason="V1 proposer gathers inline with no clean patch point; V2 prepares draft "
                           "inputs in Triton kernels already"),
@@ -130,7 +128,8 @@ FUSIONS: tuple[Fusion, ...] = (
             # 0.5.11-0.5.21: the engine's own gate (tc_compiler inductor) still works; reported as native
             # only once the adapter exists to tell the two ranges apart.
             EngineSupport("vllm", VLLM_VERSIONS, state=State.NATIVE,
-                          reason="stride-preserving view and native-torch rms_norm/QuantFP8 under inductor"),
+                          reason="stride-preserving view and native-torch rms_norm/QuantFP8 under inductor",
+                          disable_note="HOTFUSE_DISABLE does not turn vLLM's own fusion passes off yet"),
         ),
     ),
 )

@@ -153,10 +153,9 @@ def plan_engine(engine: str, flags: FlagSet, install: bool) -> EngineState:
             if support is None or support.adapter is None:
                 fixed = support.state if support else State.NOT_APPLICABLE
                 reason = support.reason if support else f"no {engine} support declared"
-                if support and support.native_from and _release(version) >= _release(support.native_from):
-                    fixed, reason = State.NATIVE, support.native_reason
                 if mode is Mode.REFERENCE and fixed is State.NATIVE:
-                    reason += "; HOTFUSE_DISABLE cannot revert the engine's native path yet"
+                    reason += "; " + (support.disable_note if support and support.disable_note
+                                      else "HOTFUSE_DISABLE cannot revert the engine's native path")
                 state.fusions[fusion.name] = FusionReport(fusion.name, mode, fixed, reason)
                 continue
             plan = _adapter_plan(support.adapter, mode, version)

@@ -6,35 +6,16 @@ installed SGLang (0.5.23) or, with the 0.5.12 overlay first on PYTHONPATH, again
 """
 
 import json
-import os
 
 import torch
-
-os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
-
-from sglang.srt.plugins import load_plugins  # noqa: E402
+from sglang.srt.plugins import load_plugins
 
 load_plugins()  # runs hotfuse's sglang.srt.plugins entry point, then HookRegistry.apply_hooks()
 
-from sglang.srt.distributed.parallel_state import init_distributed_environment, initialize_model_parallel  # noqa: E402
-from sglang.srt.server_args import ServerArgs  # noqa: E402
+from sglang_cpu_context import init_sglang_cpu  # noqa: E402
 from transformers import Gemma4TextConfig  # noqa: E402
 
-init_distributed_environment(world_size=1, rank=0, local_rank=0, backend="gloo")
-server_args = ServerArgs(model_path="dummy", tp_size=1, ep_size=1, pp_size=1, device="cpu")
-try:  # 0.5.16+: a published runtime context
-    from sglang.srt.distributed import parallel_state
-    from sglang.srt.runtime_context import SpawnRanks, get_parallel, publish, reset_context
-
-    reset_context()
-    publish(server_args, role="test", ranks=SpawnRanks(world_rank=0))
-    get_parallel().override_permanently(world_group=parallel_state._WORLD)
-except ImportError:  # 0.5.11-0.5.15: global server args
-    from sglang.srt.server_args import set_global_server_args_for_scheduler
-
-    set_global_server_args_for_scheduler(server_args)
-initialize_model_parallel(backend="gloo")
+init_sglang_cpu()
 
 from hotfuse import counters  # noqa: E402
 from hotfuse.kernels.gemma4_router import gemma4_route_reference  # noqa: E402

@@ -25,8 +25,8 @@ def test_every_fusion_is_described_for_every_engine():
             assert (s.adapter is None) != (s.state is None), f"{f.name}/{s.engine}: adapter xor fixed state"
             if s.state is not None:
                 assert s.reason
-            if s.native_from:
-                assert s.native_reason
+            if s.state is State.NATIVE:
+                assert s.disable_note, f"{f.name}/{s.engine}: say what HOTFUSE_DISABLE does to the native path"
 
 
 def test_upstream_history_seeds_are_recorded():

@@ -175,20 +175,25 @@ def for_release(env, release):
     return env
 
 
-def run_gemma4_layer(tmp_path, release, **flags):
-    """Build a real Gemma4MoE of SGLang `release` in a fresh process with the given hotfuse flags."""
+def run_script(tmp_path, script, release, **flags):
+    """Run one of the SGLang layer scripts in a fresh process for `release`; returns its JSON result line."""
     import subprocess
 
     from helpers import clean_env
 
-    script = Path(__file__).resolve().parent / "sglang_gemma4_layer.py"
+    path = Path(__file__).resolve().parent / script
     env = for_release(clean_env(tmp_path, TRITON_INTERPRET="1", **flags), release)
-    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, str(path)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-4000:]
-    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HOTFUSE_LAYER_RESULT "))
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HOTFUSE_") and "_RESULT " in ln)
     result = json.loads(line.split(" ", 1)[1])
     assert result["sglang_version"] == release
     return result
+
+
+def run_gemma4_layer(tmp_path, release, **flags):
+    """Build a real Gemma4MoE of SGLang `release` in a fresh process with the given hotfuse flags."""
+    return run_script(tmp_path, "sglang_gemma4_layer.py", release, **flags)
 
 
 RELEASES = pytest.mark.parametrize("release", ["0.5.23", "0.5.12"])
@@ -235,4 +240,50 @@ def test_every_adapter_validates_against_the_real_release(tmp_path, release):
     assert doc["engine_version"] == release
     states = {name: f["state"] for name, f in doc["fusions"].items()}
     assert states["sampler"] == states["gemma4_router"] == states["topk_postprocess"] == "active", states
+    assert states["spec_gather"] == "active", states
     assert "drift" not in states.values()
+
+
+# ---- spec_gather: the real FutureMap of 0.5.12 (hotfuse's one-launch gather) and 0.5.23 (native) ----
+
+def run_future_map(tmp_path, release, **flags):
+    return run_script(tmp_path, "sglang_future_map.py", release, **flags)
+
+
+def test_future_map_0512_gathers_the_draft_extras_in_one_launch(tmp_path):
+    result = run_future_map(tmp_path, "0.5.12", HOTFUSE="spec_gather")
+    assert result["resolver_hooked"] and result["error"] is None
+    assert result["fields"] == ["topk_p", "topk_index", "bonus_tokens", "new_seq_lens", "hidden_states"]
+    assert all(result["equal"].values()), result["equal"]
+    assert result["dtypes_kept"]
+    assert result["counters"] == {"fused": 1, "fallbacks": {}}, "all five buffers in one gather_rows call"
+
+
+@pytest.mark.parametrize("flags", [{}, {"HOTFUSE": "1", "HOTFUSE_DISABLE": "spec_gather"}])
+def test_future_map_0512_runs_the_engine_code_when_disabled_or_off(tmp_path, flags):
+    result = run_future_map(tmp_path, "0.5.12", **flags)
+    assert not result["resolver_hooked"]
+    # SGLang's own resolve_future ran: it calls record_stream, which CPU tensors reject
+    assert result["error"].startswith("resolve_future: indices.record_stream("), result["error"]
+    assert result["counters"] == {"fused": 0, "fallbacks": {}}
+
+
+def test_future_map_0523_gathers_through_hotfuse(tmp_path):
+    result = run_future_map(tmp_path, "0.5.23", HOTFUSE="spec_gather")
+    assert result["gather_spec_extras"] == "spec_gather", "overlap_utils' copy of gather_spec_extras is rebound"
+    assert all(result["equal"].values()) and result["dtypes_kept"]
+    assert result["counters"] == {"fused": 1, "fallbacks": {}}
+
+
+def test_future_map_0523_is_sglangs_own_without_hotfuse(tmp_path):
+    result = run_future_map(tmp_path, "0.5.23")
+    assert result["gather_spec_extras"] == "sglang" and not result["resolver_hooked"]
+    assert all(result["equal"].values()) and result["dtypes_kept"]
+    assert result["counters"] == {"fused": 0, "fallbacks": {}}
+
+
+def test_future_map_0523_kill_switch_replaces_the_native_gather(tmp_path):
+    result = run_future_map(tmp_path, "0.5.23", HOTFUSE="1", HOTFUSE_DISABLE="spec_gather")
+    assert result["gather_spec_extras"] == "spec_gather", "overlap_utils' copy of gather_spec_extras is rebound"
+    assert all(result["equal"].values()) and result["dtypes_kept"]
+    assert result["counters"] == {"fused": 0, "fallbacks": {"disabled: one index gather per buffer": 1}}

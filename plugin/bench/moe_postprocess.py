@@ -6,16 +6,18 @@ non-padded count. Variants: `hotfuse`, `eager` (gather through the table, then m
 table nor padding: host time only (nothing reaches the GPU from hotfuse; the compiled helper still runs
 its guards). Roofline bytes: ids read and written once, the table read once.
 
-spec_gather: topk 4, hidden 4096 bf16, 1024 slots, B rows gathered from four buffers (topk_p fp32,
-topk_index int64, verified_id int32, hidden_states bf16). Variants: `hotfuse` (gather_rows, one launch),
-`eager` (four index ops), `compile`.
+spec_gather: the buffers of SGLang's FutureMap for an EAGLE draft with topk 4 and hidden 4096 (bf16), 1024
+slots, B rows gathered from topk_p fp32 [4], topk_index int64 [4], bonus tokens int64 [] and hidden_states
+bf16 [4096]. Variants: `hotfuse` (gather_rows, one launch), `eager` (four index ops, SGLang 0.5.11-0.5.12),
+`compile`, and `sglang` (SGLang 0.5.13+'s own one-launch gather_spec_extras, from the source file given with
+--upstream sglang_spec_gather=PATH).
 """
 
 from __future__ import annotations
 
 import torch
 
-from hotfuse.bench import Case, Variant
+from hotfuse.bench import Case, Variant, load_upstream_module
 from hotfuse.kernels.moe_postprocess import gather_rows, gather_rows_reference, topk_postprocess, \
     topk_postprocess_reference
 
@@ -57,22 +59,27 @@ def topk_cases(device, quick):
     return out
 
 
-def gather_cases(device, quick):
+def gather_cases(device, upstream, quick):
     g = torch.Generator(device=device).manual_seed(1)
     hidden_dtype = torch.bfloat16 if device.type == "cuda" else torch.float16
+    sglang = None
+    if "sglang_spec_gather" in upstream:
+        sglang = load_upstream_module(upstream["sglang_spec_gather"], "upstream_sglang_gather_spec_extras")
     buffers = [torch.rand(SLOTS, 4, device=device, generator=g),
                torch.randint(0, 1000, (SLOTS, 4), device=device, generator=g),
-               torch.randint(0, 1000, (SLOTS,), device=device, generator=g).to(torch.int32),
+               torch.randint(0, 1000, (SLOTS,), device=device, generator=g),
                torch.randn(SLOTS, HIDDEN if not quick else 64, device=device, generator=g).to(hidden_dtype)]
     compiled = torch.compile(lambda idx, *b: tuple(x[idx] for x in b), dynamic=False)
     out = []
-    for b in ((0, 3) if quick else (1, 16, 256)):
+    for b in ((0, 3) if quick else (1, 16, 64, 256)):
         idx = torch.randint(0, SLOTS, (b,), device=device, generator=g)
         variants = [
             Variant("hotfuse", lambda idx=idx: gather_rows(idx, *buffers)),
             Variant("eager", lambda idx=idx: gather_rows_reference(idx, *buffers)),
             Variant("compile", lambda idx=idx: compiled(idx, *buffers)),
         ]
+        if sglang is not None:
+            variants.append(Variant("sglang", lambda idx=idx: sglang.gather_spec_extras(idx, *buffers)))
 
         def check(idx=idx):
             got, ref = gather_rows(idx, *buffers), gather_rows_reference(idx, *buffers)
@@ -89,4 +96,4 @@ def topk_postprocess_cases(device: torch.device, upstream: dict[str, str], quick
 
 
 def spec_gather_cases(device: torch.device, upstream: dict[str, str], quick: bool) -> list[Case]:
-    return gather_cases(device, quick)
+    return gather_cases(device, upstream, quick)

@@ -164,8 +164,9 @@ def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[t
     reason = _device_reason(indices)
     if reason is None and len(present) > MAX_GATHER_BUFFERS:
         reason = f"more than {MAX_GATHER_BUFFERS} buffers"
-    if reason is None and (indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64)):
-        reason = "indices not 1-D int32/int64"
+    if reason is None and (indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64)
+                           or indices.stride(0) != 1):
+        reason = "indices not contiguous 1-D int32/int64"
     if reason is None and any(b.device != indices.device or not b.is_contiguous() or b.dim() == 0
                               for b in present):
         reason = "buffer not contiguous or on another device"
