@@ -4,7 +4,9 @@
   hotfuse fusions [--markdown]                      the fusion registry
   hotfuse readme [--check]                          regenerate (or check) the README's generated tables
   hotfuse fingerprint WHEEL...                      adapter targets checked against engine wheels
+  hotfuse matrix WHEEL... [--write PATH]            fusion states per engine release, from engine wheels
   hotfuse bench [--fusion F] [--out DIR]            GPU timings (CUDA graphs) vs roofline; CPU: correctness only
+  hotfuse demo [--engine vllm|sglang] [--disable F] a real engine on a tiny model: fusions off, on, one disabled
   hotfuse --version
 
 `status` runs the same decisions as the engine plugin (flags, adapters, target validation) in this
@@ -78,6 +80,12 @@ def _fingerprint(args) -> int:
     return 1 if bad else 0
 
 
+def _matrix(args) -> int:
+    from hotfuse.compat import main as compat_main
+
+    return compat_main(list(args.wheels) + (["--write", args.write] if args.write else []))
+
+
 def _bench(args) -> int:
     from hotfuse.bench import BENCH_MODULES, run
 
@@ -85,6 +93,18 @@ def _bench(args) -> int:
     fusions = args.fusion or list(BENCH_MODULES)
     doc = run(fusions, args.out, upstream, quick=args.quick)
     return 0 if all(c["ok"] for c in doc["checks"]) else 1
+
+
+def _demo(args) -> int:
+    from hotfuse.demo import render, run_demo
+
+    doc = run_demo(args.engine, args.disable, max_tokens=args.max_tokens, sampled=args.sampled,
+                   interpreter=False if args.no_interpreter else None, workdir=args.workdir)
+    print(render(doc))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(doc, fh, indent=2)
+    return 0 if doc["ok"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fingerprint", help="check adapter targets against engine wheels")
     p.add_argument("wheels", nargs="+")
     p.set_defaults(func=_fingerprint)
+    p = sub.add_parser("matrix", help="fusion states per engine release, read from engine wheels (no install)")
+    p.add_argument("wheels", nargs="+")
+    p.add_argument("--write", metavar="PATH", help="write the matrix JSON there (docs/compat-matrix.json)")
+    p.set_defaults(func=_matrix)
     p = sub.add_parser("bench", help="time fused vs reference vs alternatives (GPU); correctness only on CPU")
     p.add_argument("--fusion", action="append", help="fusion to bench (repeatable; default: all with cases)")
     p.add_argument("--out", default="bench-out", help="directory for bench.json, bench.md, bench.png")
@@ -111,6 +135,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="engine kernel source file to time side by side, e.g. sglang_sampler=.upstream/x.py")
     p.add_argument("--quick", action="store_true", help="small shapes only")
     p.set_defaults(func=_bench)
+    p = sub.add_parser("demo", help="run a real engine on an embedded tiny model with the fusions off, on, "
+                       "and one disabled; print what hotfuse did")
+    p.add_argument("--engine", choices=ENGINES, default="vllm")
+    p.add_argument("--disable", metavar="FUSION", help="the fusion of the third run (HOTFUSE_DISABLE); default: "
+                   "gemma4_router on vLLM, topk_postprocess on SGLang")
+    p.add_argument("--max-tokens", type=int, default=8)
+    p.add_argument("--sampled", type=int, default=2, help="sampled requests per run after the greedy ones")
+    p.add_argument("--no-interpreter", action="store_true",
+                   help="on CPU, use the torch references instead of Triton's interpreter")
+    p.add_argument("--workdir", help="where engine logs and reports go (default: a new temp dir)")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    p.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     return args.func(args)
 

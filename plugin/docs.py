@@ -2,11 +2,16 @@
 
 The README holds blocks between `<!-- hotfuse:NAME -->` and `<!-- /hotfuse:NAME -->`; `hotfuse readme`
 rewrites them from the registry and `hotfuse readme --check` (run by the tests) fails when they are stale.
+The `matrix` block is rendered from the compatibility matrix file (`docs/compat-matrix.json` next to the
+README, written by `python -m hotfuse.compat --write`), not from the registry alone.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Callable
 
 from hotfuse._version import __version__
 from hotfuse.flags import ENV_DOCS
@@ -44,7 +49,25 @@ def flags_table() -> str:
     return _md_table(["variable", "meaning"], [[f"`{k}`", v] for k, v in ENV_DOCS])
 
 
-GENERATED = {"fusions": fusions_table, "support": support_table, "flags": flags_table}
+def matrix_table(root: str) -> str:
+    """The compatibility matrix of the repository at `root` (the README's directory)."""
+    from hotfuse.compat import MATRIX_FILE, REGENERATE, render_matrix
+
+    path = os.path.join(root, MATRIX_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} is missing: the README's matrix block is rendered from it; "
+                                f"generate it with `{REGENERATE}`")
+    with open(path, encoding="utf-8") as fh:
+        return render_matrix(json.load(fh))
+
+
+# Block name -> renderer, given the directory of the README being synced.
+GENERATED: dict[str, Callable[[str], str]] = {
+    "fusions": lambda root: fusions_table(),
+    "support": lambda root: support_table(),
+    "flags": lambda root: flags_table(),
+    "matrix": matrix_table,
+}
 
 
 def sync_readme(path: str, write: bool) -> bool:
@@ -52,11 +75,13 @@ def sync_readme(path: str, write: bool) -> bool:
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     new = text
+    root = os.path.dirname(os.path.abspath(path))
     for name, render in GENERATED.items():
         pattern = re.compile(rf"(<!-- hotfuse:{name} -->\n).*?(<!-- /hotfuse:{name} -->)", re.S)
         if not pattern.search(new):
             raise ValueError(f"{path} lacks the <!-- hotfuse:{name} --> block")
-        new = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), new)
+        block = render(root)
+        new = pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), new)
     if new != text and write:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(new)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 MODELS = TESTS / "models"
-DRIVER = TESTS / "engine_driver.py"
 HOTFUSE_VARS = ("HOTFUSE", "HOTFUSE_DISABLE", "HOTFUSE_ALLOW_DRIFT", "HOTFUSE_REPORT_DIR", "HOTFUSE_TEST_FAULTS",
                 "TRITON_INTERPRET")
 
@@ -46,16 +45,16 @@ def model_dir(name: str, tmp_path: Path) -> str:
 
 
 def make_tiny_gemma4(directory: Path) -> str:
-    """Write the tiny Gemma4 MoE model with saved random weights (tests/models/make_tiny_gemma4.py)."""
-    out = subprocess.run([sys.executable, str(MODELS / "make_tiny_gemma4.py"), str(directory)],
+    """Write the demo's tiny Gemma4 MoE model with saved random weights (hotfuse.demo.models)."""
+    out = subprocess.run([sys.executable, "-m", "hotfuse.demo.models", "gemma4-moe-tiny", str(directory)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return str(directory)
 
 
 def run_engine(engine: str, model: str, env: dict[str, str], timeout: int = 400, **kw) -> tuple[list, str]:
-    """Run tests/engine_driver.py; return (tokens per prompt, combined output). Fails the test on error."""
-    cmd = [sys.executable, str(DRIVER), engine, model]
+    """Run hotfuse's engine driver; return (tokens per prompt, combined output). Fails the test on error."""
+    cmd = [sys.executable, "-m", "hotfuse.demo.driver", engine, model]
     for key, value in kw.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,104 @@
+"""Runs one real engine in this process: greedy generation (timed), then optional sampled requests; prints
+one JSON line with the token ids and timings.
+
+  python -m hotfuse.demo.driver vllm|sglang MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
+                                [--load-format auto|dummy] [--sampled N]
+
+Used by `hotfuse demo` and the integration tests as a subprocess, so each run gets its own environment
+(hotfuse reads its flags once per process, in every engine process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+PROMPTS = [[11, 22, 33, 44, 55], [7, 8, 9]]
+SAMPLED_TEMPERATURE = 0.8
+
+
+def _vllm(model: str, load_format: str):
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model, load_format=load_format, skip_tokenizer_init=True, dtype="float32", max_model_len=128,
+              max_num_seqs=4, enforce_eager=True, seed=0)
+
+    def generate(prompts, max_tokens, temperature, top_p):
+        # no per-request seed: vLLM would give each request its own torch.Generator
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, detokenize=False,
+                                ignore_eos=True)
+        outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+        return [list(o.outputs[0].token_ids) for o in outputs]
+
+    return generate, lambda: None
+
+
+def _sglang(model: str, load_format: str):
+    import sglang as sgl
+
+    engine = sgl.Engine(model_path=model, device="cpu", load_format=load_format, skip_tokenizer_init=True,
+                        dtype="bfloat16", mem_fraction_static=0.05, max_total_tokens=2048, disable_cuda_graph=True,
+                        random_seed=0, log_level="warning")
+
+    def generate(prompts, max_tokens, temperature, top_p):
+        params = {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "ignore_eos": True}
+        return [list(o["output_ids"]) for o in engine.generate(input_ids=prompts, sampling_params=params)]
+
+    def shutdown():
+        time.sleep(1.5)  # let the scheduler's hotfuse report thread flush its counters
+        engine.shutdown()
+
+    return generate, shutdown
+
+
+def _cpu_engine_defaults(engine: str) -> None:
+    """Settings a CPU-only machine needs (left alone where the caller set them)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")   # GiB; vLLM's default asks for most of the RAM
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    if engine == "sglang" and "SGLANG_PLATFORM" not in os.environ:
+        from importlib.metadata import entry_points
+
+        names = {ep.name for ep in entry_points(group="sglang.srt.platforms")}
+        if "hotfuse_ci_cpu" in names:  # ci/sglang_cpu_platform: SGLang's own CPU platform needs AMX/IPEX
+            os.environ["SGLANG_PLATFORM"] = "hotfuse_ci_cpu"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("engine", choices=["vllm", "sglang"])
+    parser.add_argument("model")
+    parser.add_argument("--max-tokens", type=int, default=6)
+    parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--load-format", default="dummy", help="dummy (random, config only) or auto (saved weights)")
+    parser.add_argument("--sampled", type=int, default=0,
+                        help=f"then run this many requests at temperature {SAMPLED_TEMPERATURE}")
+    args = parser.parse_args()
+    _cpu_engine_defaults(args.engine)
+    start = time.perf_counter()
+    generate, shutdown = (_vllm if args.engine == "vllm" else _sglang)(args.model, args.load_format)
+    started = time.perf_counter()
+    try:
+        tokens = generate(PROMPTS, args.max_tokens, args.temperature, args.top_p)
+        generated = time.perf_counter()
+        sampled = generate([PROMPTS[i % len(PROMPTS)] for i in range(args.sampled)], args.max_tokens,
+                           SAMPLED_TEMPERATURE, 1.0) if args.sampled else []
+    finally:
+        shutdown()
+    print("HOTFUSE_DRIVER_RESULT " + json.dumps({
+        "tokens": tokens, "sampled": sampled, "pid": os.getpid(),
+        "startup_s": started - start, "generate_s": generated - started,
+        "generated_tokens": sum(len(t) for t in tokens),
+    }), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
