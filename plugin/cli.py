@@ -7,6 +7,7 @@
   hotfuse matrix WHEEL... [--write PATH]            fusion states per engine release, from engine wheels
   hotfuse bench [--fusion F] [--out DIR]            GPU timings (CUDA graphs) vs roofline; CPU: correctness only
   hotfuse demo [--engine vllm|sglang] [--disable F] a real engine on a tiny model: fusions off, on, one disabled
+  hotfuse verify [--json]                           every kernel vs its torch reference on this machine's device
   hotfuse --version
 
 `status` runs the same decisions as the engine plugin (flags, adapters, target validation) in this
@@ -95,6 +96,37 @@ def _bench(args) -> int:
     return 0 if all(c["ok"] for c in doc["checks"]) else 1
 
 
+def _verify(args) -> int:
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # before any kernel module defines its Triton functions
+    from hotfuse.safety import verify
+
+    rows = verify()
+    failed = [r for r in rows if r["result"] == "FAILED"]
+    if args.json:
+        print(json.dumps({"hotfuse_version": __version__, "torch": torch.__version__, "device":
+                          torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "rows": rows,
+                          "ok": not failed}, indent=2))
+        return 1 if failed else 0
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (Triton interpreter, small shapes)"
+    print(f"hotfuse {__version__} verify on {device}, torch {torch.__version__}")
+    print(f"{'fusion':<17} {'kernel':<31} {'dtype':<9} {'max error':>10} {'tolerance':>10}  result")
+    for r in rows:
+        if r["result"] == "skipped":
+            print(f"{r['fusion']:<17} {r['kernel']:<31} {r['dtype']:<9} {'':>10} {'':>10}  skipped: {r['why']}")
+            continue
+        note = "" if r["kernel_ran"] else " (reference only: the kernel does not run here)"
+        print(f"{r['fusion']:<17} {r['kernel']:<31} {r['dtype']:<9} {r['max_error']:>10.3g} {r['tolerance']:>10.3g}"
+              f"  {r['result']}{note}")
+    print(f"{len(rows) - len(failed)} of {len(rows)} rows passed or skipped" if not failed
+          else f"{len(failed)} row(s) FAILED")
+    return 1 if failed else 0
+
+
 def _demo(args) -> int:
     from hotfuse.demo import render, run_demo
 
@@ -135,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="engine kernel source file to time side by side, e.g. sglang_sampler=.upstream/x.py")
     p.add_argument("--quick", action="store_true", help="small shapes only")
     p.set_defaults(func=_bench)
+    p = sub.add_parser("verify", help="every kernel against its torch reference on this machine's device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_verify)
     p = sub.add_parser("demo", help="run a real engine on an embedded tiny model with the fusions off, on, "
                        "and one disabled; print what hotfuse did")
     p.add_argument("--engine", choices=ENGINES, default="vllm")

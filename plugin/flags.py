@@ -1,4 +1,5 @@
-"""The operator's switches: HOTFUSE, HOTFUSE_DISABLE and HOTFUSE_ALLOW_DRIFT, parsed once per process.
+"""The operator's switches: HOTFUSE, HOTFUSE_DISABLE, HOTFUSE_ALLOW_DRIFT and the safety nets'
+HOTFUSE_VERIFY / HOTFUSE_SHADOW / HOTFUSE_SHADOW_TRIP, parsed once per process.
 
 `HOTFUSE` unset or `0`       the plugin loads and patches nothing: the engine runs stock.
 `HOTFUSE=1` / `all`          every fusion on.
@@ -27,6 +28,9 @@ from hotfuse.registry import FUSION_NAMES
 ENV_ENABLE = "HOTFUSE"
 ENV_DISABLE = "HOTFUSE_DISABLE"
 ENV_ALLOW_DRIFT = "HOTFUSE_ALLOW_DRIFT"
+ENV_VERIFY = "HOTFUSE_VERIFY"
+ENV_SHADOW = "HOTFUSE_SHADOW"
+ENV_SHADOW_TRIP = "HOTFUSE_SHADOW_TRIP"
 
 # The operator-facing variables, rendered into the README by `hotfuse readme`.
 ENV_DOCS: tuple[tuple[str, str], ...] = (
@@ -36,11 +40,21 @@ ENV_DOCS: tuple[tuple[str, str], ...] = (
      "its own native fused kernel. Wins over `HOTFUSE`. Ignored while `HOTFUSE` is off."),
     (ENV_ALLOW_DRIFT, "`1`: apply a patch whose target source matches no validated fingerprint, as long as its "
      "signature matches (logged as a warning). Default `0`: such targets are left alone and reported as drift."),
+    (ENV_VERIFY, "`0`: no start-up self-check. Default `1`: on the first call of each active kernel in each "
+     "process, the kernel and its torch reference run on random inputs of the same shape, dtype and device; a "
+     "kernel outside the tolerance table switches its fusion to the reference path in that process (one "
+     "error line)."),
+    (ENV_SHADOW, "a fraction in (0, 1]: that share of fused calls also runs the reference and compares (sampler: "
+     "probabilities within tolerance; router: same experts, weights within tolerance; gathers and post-process: "
+     "exact). Default `0`: off, no extra work and no host sync on the fast path."),
+    (ENV_SHADOW_TRIP, "mismatches after which shadow mode switches the fusion to its reference path in that "
+     "process (default `1`)."),
     ("HOTFUSE_REPORT_DIR", "a directory: every engine process writes `<engine>-<pid>.json` there (flags, states, "
      "patches, counters), refreshed while counters change."),
     ("HOTFUSE_LOG_LEVEL", "level of the `hotfuse` logger (default `INFO`)."),
     ("HOTFUSE_TEST_FAULTS", "testing only: `plan:<fusion>` or `install:<fusion>` makes that adapter raise, to "
-     "prove a failing plugin leaves the engine stock."),
+     "prove a failing plugin leaves the engine stock; `kernel:<fusion>` makes that fusion's kernels return "
+     "visibly wrong outputs, to prove the self-check and shadow mode catch them."),
 )
 
 _ALL_WORDS = frozenset({"1", "all"})
@@ -67,6 +81,9 @@ class FlagSet:
 
     modes: Mapping[str, Mode] = field(default_factory=dict)
     allow_drift: bool = False
+    verify: bool = True           # start-up self-check of each kernel (HOTFUSE_VERIFY)
+    shadow: float = 0.0           # share of fused calls compared with the reference (HOTFUSE_SHADOW)
+    shadow_trip: int = 1          # mismatches before falling back (HOTFUSE_SHADOW_TRIP)
     error: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict)
 
@@ -121,10 +138,30 @@ def _parse_bool(var: str, value: str) -> bool:
     raise FlagError(f"{var}={value!r} is malformed: expected 0 or 1")
 
 
+def _parse_fraction(var: str, value: str) -> float:
+    try:
+        number = float(value.strip() or "0")
+    except ValueError:
+        raise FlagError(f"{var}={value!r} is malformed: expected a fraction between 0 and 1") from None
+    if not 0.0 <= number <= 1.0:  # also rejects nan
+        raise FlagError(f"{var}={value!r} is out of range: expected a fraction between 0 and 1")
+    return number
+
+
+def _parse_count(var: str, value: str, default: int) -> int:
+    text = value.strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise FlagError(f"{var}={value!r} is malformed: expected a whole number of at least 1")
+    return int(text)
+
+
 def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
     """Parse the hotfuse variables of `environ` (default: os.environ). Never raises."""
     env = os.environ if environ is None else environ
-    raw = {k: env[k] for k in (ENV_ENABLE, ENV_DISABLE, ENV_ALLOW_DRIFT) if k in env}
+    raw = {k: env[k] for k in (ENV_ENABLE, ENV_DISABLE, ENV_ALLOW_DRIFT, ENV_VERIFY, ENV_SHADOW, ENV_SHADOW_TRIP)
+           if k in env}
     enable_value = raw.get(ENV_ENABLE, "").strip().lower()
     if enable_value in _OFF_WORDS:
         return FlagSet(raw=raw)
@@ -133,6 +170,9 @@ def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
         disable_value = raw.get(ENV_DISABLE, "")
         disabled = _split_names(ENV_DISABLE, disable_value) if disable_value.strip() else frozenset()
         allow_drift = _parse_bool(ENV_ALLOW_DRIFT, raw.get(ENV_ALLOW_DRIFT, ""))
+        verify = _parse_bool(ENV_VERIFY, raw.get(ENV_VERIFY, "1"))
+        shadow = _parse_fraction(ENV_SHADOW, raw.get(ENV_SHADOW, ""))
+        shadow_trip = _parse_count(ENV_SHADOW_TRIP, raw.get(ENV_SHADOW_TRIP, ""), 1)
     except FlagError as exc:
         message = (
             f"hotfuse: {exc}. Valid fusion names: {', '.join(FUSION_NAMES)} (or 1/all). "
@@ -147,7 +187,8 @@ def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
             modes[name] = Mode.FUSED
         else:
             modes[name] = Mode.OFF
-    return FlagSet(modes=modes, allow_drift=allow_drift, raw=raw)
+    return FlagSet(modes=modes, allow_drift=allow_drift, verify=verify, shadow=shadow, shadow_trip=shadow_trip,
+                   raw=raw)
 
 
 _process_flags: FlagSet | None = None

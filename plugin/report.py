@@ -1,9 +1,12 @@
 """Publishing what hotfuse did in this process, so tests and operators can see inside engine workers.
 
-When `HOTFUSE_REPORT_DIR` is set, every process that loads the plugin writes
-`<dir>/<engine>-<pid>.json` (process identity, engine version, flags, each fusion's mode/state/reason,
-the patched targets and the call counters) and a daemon thread rewrites it (checked once a second) when the
-counters or the process title change, plus once more at exit. Without the variable nothing is written and no thread starts.
+Every process that loads the plugin writes `<dir>/<engine>-<pid>.json` (process identity, engine version,
+flags, each fusion's mode/state/reason, the patched targets, the call counters and the safety nets' state)
+and a daemon thread rewrites it (checked once a second) when any of that or the process title changes, plus
+once more at exit. `<dir>` is `HOTFUSE_REPORT_DIR`; when it is unset and fusions are on (and
+prometheus_client is importable, as in both engines), the first process makes a private directory for the
+engine's processes, removed at its exit, which feeds the Prometheus metrics (hotfuse.metrics). HOTFUSE off
+and no `HOTFUSE_REPORT_DIR`: nothing is written and no thread starts.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def state_dict(state) -> dict:
     }
 
 
-def _write(path: str, state) -> None:
+def process_doc(state) -> dict:
+    """Everything this process reports: flags, states, patches, process identity, counters, safety nets."""
     doc = state_dict(state)
     doc["process"] = {
         "pid": os.getpid(),
@@ -63,6 +67,13 @@ def _write(path: str, state) -> None:
         "argv": sys.argv[:4],
     }
     doc["counters"] = counters.snapshot()
+    safety = sys.modules.get("hotfuse.safety")  # imported only once a fused kernel was called
+    doc["safety"] = safety.snapshot() if safety else {}
+    return doc
+
+
+def _write(path: str, state) -> None:
+    doc = process_doc(state)
     doc["written_at"] = time.time()
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
@@ -70,23 +81,62 @@ def _write(path: str, state) -> None:
     os.replace(tmp, path)
 
 
-def publish(state) -> None:
+def _report_dir(state) -> str | None:
+    """HOTFUSE_REPORT_DIR, or (fusions on, prometheus_client present) a private one shared with child processes
+    so that the metrics endpoint can read every engine process's counters."""
+    from hotfuse import metrics
+
     directory = os.environ.get(ENV_REPORT_DIR)
-    if not directory:
+    if directory or state.flags.inert or not metrics.available():
+        return directory or None
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="hotfuse-reports-")
+    os.environ[ENV_REPORT_DIR] = directory        # engine processes started from here inherit it
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
+def publish(state) -> None:
+    """Write this process's report and keep it (and the Prometheus view of it) current."""
+    from hotfuse import metrics
+
+    directory = _report_dir(state)
+    exporter = None
+    if not state.flags.inert and metrics.available():
+        if metrics.multiprocess_mode():
+            exporter = metrics.MultiprocessExporter()
+        elif directory:
+            metrics.register_collector(directory)
+    if not directory and exporter is None:
         return
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{state.engine}-{os.getpid()}.json")
-    _write(path, state)
+    path = None
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, f"{state.engine}-{os.getpid()}.json")
+        _write(path, state)
+
+    def refresh() -> None:
+        if path:
+            _write(path, state)
+        if exporter is not None:
+            exporter.update(process_doc(state))
 
     def flush_while_alive() -> None:
         # Engines set their process titles after plugins load: refresh on a title change too.
-        last = (counters.snapshot(), _process_title())
+        last = None
         while True:
-            time.sleep(1.0)
-            now = (counters.snapshot(), _process_title())
+            now = (counters.snapshot(), _safety_snapshot(), _process_title())
             if now != last:
-                _write(path, state)
+                refresh()
                 last = now
+            time.sleep(1.0)
 
     threading.Thread(target=flush_while_alive, name="hotfuse-report", daemon=True).start()
-    atexit.register(_write, path, state)
+    atexit.register(refresh)
+
+
+def _safety_snapshot():
+    safety = sys.modules.get("hotfuse.safety")
+    return safety.snapshot() if safety else None

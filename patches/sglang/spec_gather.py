@@ -11,9 +11,9 @@ original method unchanged.
 
 0.5.13-0.5.23: `FutureMap._resolve_spec_extras` already calls SGLang's one-launch Triton
 `gather_spec_extras` (imported by name into `overlap_utils`). hotfuse's `gather_rows` replaces it (through
-HookRegistry, which rebinds the `overlap_utils` copy): measured inside CUDA graphs on an H200 it is as fast
-or faster for B = 1-256 (1.84 vs 2.07 us at B = 1, 2.89 vs 3.60 us at B = 256; docs/BENCHMARKS.md), because
-it copies rows as 32-bit words. Same contract: the four outputs in order, None for absent hidden states,
+HookRegistry, which rebinds the `overlap_utils` copy): measured inside CUDA graphs on an H200 it is faster at
+B = 1 (1.82 vs 2.16 us) and B = 256 (2.89 vs 3.59 us) and within 0.05 us either way for B = 8-64, less than
+the run-to-run spread (docs/BENCHMARKS.md); it copies rows as 32-bit words. Same contract: the four outputs in order, None for absent hidden states,
 empty outputs for zero indices.
 
 reference (HOTFUSE_DISABLE=spec_gather): 0.5.11-0.5.12 are unfused already: nothing is patched.
@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import torch
 
+from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
-from hotfuse.kernels.moe_postprocess import gather_rows, gather_rows_reference
+from hotfuse.kernels.checks import GATHER
+from hotfuse.kernels.moe_postprocess import gather_rows_reference
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -61,7 +63,7 @@ def _resolver(fields: tuple[str, ...]):
         names = list(fields)
         if original.__globals__["spec_need_hidden_states"]():  # the engine's own switch, looked up live
             names.append("hidden_states")
-        gathered = gather_rows(indices, *(getattr(self, f"{name}_buf") for name in names))
+        gathered = safety.call(GATHER, indices, *(getattr(self, f"{name}_buf") for name in names))
         for name, value in zip(names, gathered):
             setattr(draft_input, name, value)
 
@@ -69,7 +71,7 @@ def _resolver(fields: tuple[str, ...]):
 
 
 def fused_gather_spec_extras(original, indices, topk_p_buf, topk_index_buf, output_tokens_buf, hidden_states_buf):
-    return gather_rows(indices, topk_p_buf, topk_index_buf, output_tokens_buf, hidden_states_buf)
+    return safety.call(GATHER, indices, topk_p_buf, topk_index_buf, output_tokens_buf, hidden_states_buf)
 
 
 def reference_gather_spec_extras(original, indices, topk_p_buf, topk_index_buf, output_tokens_buf,

@@ -13,10 +13,11 @@ reference:  vLLM's own torch routing (`gemma4_routing_function_torch`) on every 
 
 from __future__ import annotations
 
+from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
-from hotfuse.kernels.gemma4_router import gemma4_route
+from hotfuse.kernels.checks import ROUTE
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -32,7 +33,7 @@ TARGETS = (ROUTING_FUNCTION, TORCH_ROUTING)
 
 
 def fused_routing(original, self, hidden_states, gating_output, topk, renormalize):
-    return gemma4_route(gating_output, self.per_expert_scale, topk)
+    return safety.call(ROUTE, gating_output, self.per_expert_scale, topk)
 
 
 def reference_routing(original, self, hidden_states, gating_output, topk, renormalize):

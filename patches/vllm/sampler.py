@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import torch
 
+from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
-from hotfuse.kernels.sampling import temperature_sample, unsupported_reason, warm_up
+from hotfuse.kernels.checks import SAMPLE
+from hotfuse.kernels.sampling import unsupported_reason, warm_up
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -75,7 +77,7 @@ def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_overri
         count_fallback(FUSION, why)
         return original(self, logits, sampling_metadata, logprobs_mode_override)
     seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
-    return temperature_sample(logits, sampling_metadata.temperature, seeds), None
+    return safety.call(SAMPLE, logits, sampling_metadata.temperature, seeds), None
 
 
 def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:

@@ -71,7 +71,7 @@ def gather_cases(device, upstream, quick):
                torch.randn(SLOTS, HIDDEN if not quick else 64, device=device, generator=g).to(hidden_dtype)]
     compiled = torch.compile(lambda idx, *b: tuple(x[idx] for x in b), dynamic=False)
     out = []
-    for b in ((0, 3) if quick else (1, 16, 64, 256)):
+    for b in ((0, 3) if quick else (1, 8, 16, 32, 64, 256)):
         idx = torch.randint(0, SLOTS, (b,), device=device, generator=g)
         variants = [
             Variant("hotfuse", lambda idx=idx: gather_rows(idx, *buffers)),

@@ -158,18 +158,21 @@ GATHER_BLOCK = 1024  # 32-bit words (or bytes) per program and buffer
 
 def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     """buffer[indices] for every buffer, in one launch. See the module docstring."""
+    if not isinstance(indices, torch.Tensor) or indices.dtype not in (torch.int32, torch.int64) or indices.dim() != 1:
+        raise TypeError(f"indices must be a 1-D int32/int64 tensor, got "
+                        f"{getattr(indices, 'dtype', type(indices).__name__)} {tuple(getattr(indices, 'shape', ()))}")
     present = [b for b in buffers if b is not None]
+    if any(b.dim() == 0 or b.device != indices.device for b in present):
+        raise ValueError("every buffer must have a row dimension and live on the indices' device")
     if not present:
         return tuple(buffers)
     reason = _device_reason(indices)
     if reason is None and len(present) > MAX_GATHER_BUFFERS:
         reason = f"more than {MAX_GATHER_BUFFERS} buffers"
-    if reason is None and (indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64)
-                           or indices.stride(0) != 1):
-        reason = "indices not contiguous 1-D int32/int64"
-    if reason is None and any(b.device != indices.device or not b.is_contiguous() or b.dim() == 0
-                              for b in present):
-        reason = "buffer not contiguous or on another device"
+    if reason is None and indices.stride(0) != 1:
+        reason = "indices not contiguous"
+    if reason is None and any(not b.is_contiguous() for b in present):
+        reason = "buffer not contiguous"
     if reason is not None:
         count_fallback("spec_gather", reason)
         return gather_rows_reference(indices, *buffers)

@@ -75,7 +75,10 @@ def temperature_softmax_reference(logits: torch.Tensor, temperatures: torch.Tens
 def temperature_sample_reference(logits: torch.Tensor, temperatures: torch.Tensor,
                                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Exponential race on the exact probabilities: argmax(p / E), E ~ Exp(1). Same law as the kernel."""
-    probs = temperature_softmax_reference(logits.float(), temperatures)
+    if logits.shape[0] == 0:
+        return torch.empty(0, dtype=torch.int64, device=logits.device)
+    logits = logits.float().masked_fill(torch.isnan(logits), float("-inf"))  # a NaN logit is never drawn
+    probs = temperature_softmax_reference(logits, temperatures)
     noise = torch.empty_like(probs).exponential_(generator=generator)
     return probs.div_(noise).argmax(dim=-1)
 
@@ -148,7 +151,7 @@ def _multiprocessors(device: torch.device) -> int:
 
 def plan(kind: str, rows: int, vocab: int, device: torch.device) -> Plan:
     config = next(c for limit, c in CONFIGS[kind] if limit is None or rows * vocab < limit)
-    block = min(config.block, triton.next_power_of_2(max(vocab, 1)))
+    block = min(config.block, max(16, triton.next_power_of_2(max(vocab, 1))))  # Philox draws 4 values a lane
     if block != config.block:
         config = Config(block, min(config.warps, 4), config.waves, config.early_launch)
     tiles = triton.cdiv(max(vocab, 1), block)
@@ -437,6 +440,8 @@ def temperature_softmax(logits: torch.Tensor, temperatures: torch.Tensor, *,
     """softmax(logits / temperatures) per row in fp32, written in the logits' dtype (in place if out is logits).
 
     logits: [B, V] fp32/fp16/bf16, unit stride along V. temperatures: [B] or [B, 1], any float dtype, > 0.
+    -inf entries are masked. Rows with NaN or +inf logits have no defined distribution: their output is
+    unspecified (engines screen NaN logits before sampling).
     """
     _check_contract(logits, temperatures)
     reason = unsupported_reason(logits, temperatures)
@@ -457,18 +462,19 @@ def temperature_softmax(logits: torch.Tensor, temperatures: torch.Tensor, *,
 
 
 def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-    """One token per row from softmax(logits / temperatures), without writing probabilities.
+    """One token per row from softmax(logits / temperatures), without writing probabilities. NaN logits are
+    never drawn (treated as masked); rows with +inf logits are outside the contract.
 
     seeds: [B] int64 on the logits' device, one Philox key per row (the same seeds give the same tokens).
     Returns int64 token ids [B].
     """
     _check_contract(logits, temperatures)
     rows = logits.shape[0]
+    if rows and logits.shape[1] == 0:
+        raise ValueError("logits have an empty vocabulary: there is no token to draw")
     reason = unsupported_reason(logits, temperatures)
     if reason is None and (seeds.numel() != rows or seeds.device != logits.device):
         reason = "seeds shape/device"
-    if reason is None and rows and logits.shape[1] == 0:
-        reason = "empty vocabulary"
     if reason is not None:
         count_fallback(FUSION, reason)
         generator = torch.Generator(device=logits.device)

@@ -1,0 +1,257 @@
+"""How each kernel is checked against its torch reference: the data behind the start-up self-check, shadow
+mode and `hotfuse verify` (see hotfuse.safety). Engine-agnostic, like the kernels.
+
+A `Check` names the fused kernel and its reference (same arguments, same outputs), says how to draw random
+arguments shaped like real ones, how far apart two outputs are (0 = identical; `inf` = a different
+discrete answer), the tolerance for the inputs' dtype, which arguments the kernel writes in place (copied
+before a shadow reference runs), how to corrupt an output (the documented test fault `kernel:<fusion>`),
+and the shapes `hotfuse verify` runs.
+
+Rules (ISSUE: sampler probabilities within tolerance; router same expert set, weights within tolerance;
+gathers and post-process exact):
+- temperature_softmax: max |p - p_ref| over all entries, tolerance by dtype (fp32 1e-5, fp16 2e-3, bf16 1e-2).
+- temperature_sample: random by design, so not compared token for token: a token must be in range and
+  have a non-zero reference probability, NaN logits counting as masked (+inf logits: outside the contract) (self-check inputs always mask token 0
+  and half the vocabulary).
+- gemma4_route: same expert set per token (ids sorted), then max |w - w_ref| ≤ 1e-5 (fp32 math both sides).
+- topk_postprocess, gather_rows: bitwise equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from hotfuse.kernels.gemma4_router import gemma4_route, gemma4_route_reference
+from hotfuse.kernels.moe_postprocess import gather_rows, gather_rows_reference, topk_postprocess, \
+    topk_postprocess_reference
+from hotfuse.kernels.sampling import temperature_sample, temperature_sample_reference, temperature_softmax, \
+    temperature_softmax_reference
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Check:
+    fusion: str
+    kernel: str
+    fused: Callable
+    reference: Callable
+    random_like: Callable[[tuple, torch.Generator], tuple]   # arguments shaped like these, random values
+    error: Callable[[object, object, tuple], float]          # (fused out, reference out, arguments)
+    tolerance: Callable[[tuple], float]
+    corrupt: Callable[[object], object]                       # test fault: a visibly wrong output
+    verify_args: Callable[[torch.device, torch.dtype, bool], list[tuple]]  # (device, dtype, small) -> args
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float16, torch.bfloat16)
+    mutates: tuple[int, ...] = ()                             # argument positions written in place
+
+
+def _rand(shape, dtype, device, g, scale=1.0):
+    return (torch.randn(shape, generator=g, device="cpu") * scale).to(device=device, dtype=dtype)
+
+
+# ---- sampler -------------------------------------------------------------------------------------
+
+def _logits_like(logits: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    x = _rand(logits.shape, logits.dtype, logits.device, g, 4.0)
+    if x.shape[1] > 1:
+        x[:, 0::2] = float("-inf")  # masked vocabulary (token 0 and every other one): never to be picked
+    return x
+
+
+def _temps_like(temps: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    return (0.3 + 1.5 * torch.rand(temps.shape, generator=g)).to(device=temps.device, dtype=temps.dtype)
+
+
+def _softmax_tolerance(args) -> float:
+    return {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}.get(args[0].dtype, 1e-2)
+
+
+def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape:
+        return INF
+    if a.numel() == 0:
+        return 0.0
+    diff = (a.float() - b.float()).abs()
+    diff = torch.where(torch.isnan(a.float()) != torch.isnan(b.float()), torch.full_like(diff, INF), diff)
+    return float(torch.nan_to_num(diff, nan=0.0).max())
+
+
+def _softmax_verify_args(device, dtype, small):
+    shapes = [(1, 1000), (7, 4099)] if small else [(1, 32000), (16, 128256), (64, 262144)]
+    g = torch.Generator().manual_seed(0)
+    return [(_logits_like(torch.empty(s, dtype=dtype, device=device), g),
+             _temps_like(torch.empty(s[0], device=device), g)) for s in shapes]
+
+
+SOFTMAX = Check(
+    fusion="sampler", kernel="temperature_softmax",
+    fused=lambda logits, temps: temperature_softmax(logits, temps),
+    reference=lambda logits, temps: temperature_softmax_reference(logits, temps),
+    random_like=lambda args, g: (_logits_like(args[0], g), _temps_like(args[1], g)),
+    error=lambda out, ref, args: _max_abs(out, ref),
+    tolerance=_softmax_tolerance,
+    corrupt=lambda out: out * 1.5,
+    verify_args=_softmax_verify_args,
+)
+
+
+SOFTMAX_INPLACE = Check(
+    fusion="sampler", kernel="temperature_softmax (in place)",
+    fused=lambda logits, temps: temperature_softmax(logits, temps, out=logits),
+    reference=lambda logits, temps: temperature_softmax_reference(logits, temps, out=logits),
+    random_like=SOFTMAX.random_like, error=SOFTMAX.error, tolerance=_softmax_tolerance,
+    corrupt=lambda out: out.mul_(1.5), verify_args=_softmax_verify_args, mutates=(0,),
+)
+
+
+def _sample_error(tokens: torch.Tensor, _ref, args) -> float:
+    logits, temps = args[0], args[1]
+    if tokens.shape != (logits.shape[0],):
+        return INF
+    if tokens.numel() == 0:
+        return 0.0
+    in_range = bool(((tokens >= 0) & (tokens < logits.shape[1])).all())
+    if not in_range:
+        return INF
+    x = logits.float().masked_fill(torch.isnan(logits), float("-inf"))
+    allowed = temperature_softmax_reference(x, temps) > 0
+    return 0.0 if bool(allowed.gather(1, tokens.long().reshape(-1, 1)).all()) else INF
+
+
+def _seeds_like(seeds: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 1 << 62, seeds.shape, generator=g, dtype=torch.int64).to(seeds.device)
+
+
+SAMPLE = Check(
+    fusion="sampler", kernel="temperature_sample",
+    fused=lambda logits, temps, seeds: temperature_sample(logits, temps, seeds),
+    reference=lambda logits, temps, seeds: temperature_sample_reference(logits, temps),
+    random_like=lambda args, g: (_logits_like(args[0], g), _temps_like(args[1], g), _seeds_like(args[2], g)),
+    error=_sample_error,
+    tolerance=lambda args: 0.0,
+    corrupt=lambda out: torch.zeros_like(out),      # token 0: masked in every self-check input
+    verify_args=lambda device, dtype, small: [
+        args + (torch.arange(args[0].shape[0], dtype=torch.int64, device=device),)
+        for args in _softmax_verify_args(device, dtype, small)],
+)
+
+
+# ---- gemma4 router -------------------------------------------------------------------------------
+
+def _route_error(out, ref, args) -> float:
+    (w, ids), (w_ref, ids_ref) = out, ref
+    if w.shape != w_ref.shape or ids.shape != ids_ref.shape:
+        return INF
+    if ids.numel() == 0:
+        return 0.0
+    order, order_ref = ids.long().argsort(-1), ids_ref.long().argsort(-1)
+    if not torch.equal(ids.long().gather(-1, order), ids_ref.long().gather(-1, order_ref)):
+        return INF
+    return _max_abs(w.gather(-1, order), w_ref.gather(-1, order_ref))
+
+
+def _route_like(args, g):
+    gating, scale, topk = args
+    return (_rand(gating.shape, gating.dtype, gating.device, g, 3.0),
+            (0.5 + torch.rand(scale.shape, generator=g)).to(device=scale.device, dtype=scale.dtype), topk)
+
+
+def _route_verify_args(device, dtype, small):
+    shapes = [(7, 64, 4), (64, 128, 8)] if small else [(1, 128, 8), (4096, 128, 8), (64, 256, 8), (16384, 256, 8)]
+    g = torch.Generator().manual_seed(1)
+    return [_route_like((torch.empty(t, e, dtype=dtype, device=device), torch.empty(e, device=device), k), g)
+            for t, e, k in shapes]
+
+
+ROUTE = Check(
+    fusion="gemma4_router", kernel="gemma4_route",
+    fused=gemma4_route, reference=gemma4_route_reference,
+    random_like=_route_like, error=_route_error, tolerance=lambda args: 1e-5,
+    corrupt=lambda out: (out[0] * 1.5, out[1]),
+    verify_args=_route_verify_args,
+)
+
+
+# ---- MoE top-k post-process and the speculative gather -------------------------------------------
+
+def _exact(out, ref, args) -> float:
+    outs = out if isinstance(out, tuple) else (out,)
+    refs = ref if isinstance(ref, tuple) else (ref,)
+    if len(outs) != len(refs):
+        return INF
+    for a, b in zip(outs, refs):
+        if (a is None) != (b is None) or (a is not None and (a.shape != b.shape or a.dtype != b.dtype
+                                                            or not torch.equal(a, b))):
+            return INF
+    return 0.0
+
+
+def _topk_like(args, g):
+    ids, table, n = args[0], args[1], args[2]
+    experts = table.numel() if table is not None else 64
+    new_ids = torch.randint(0, experts, ids.shape, generator=g).to(device=ids.device, dtype=ids.dtype)
+    new_table = None if table is None else torch.randperm(experts, generator=g).to(table.device, table.dtype)
+    new_n = None if n is None else torch.randint(0, ids.shape[0] + 1, n.shape, generator=g).to(n.device, n.dtype)
+    return (new_ids, new_table, new_n)
+
+
+def _topk_verify_args(device, dtype, small):
+    g = torch.Generator().manual_seed(2)
+    out = []
+    for t in ((0, 1, 37, 512) if small else (1, 64, 512, 4096)):
+        for id_dtype in (torch.int32, torch.int64):
+            ids = torch.empty(t, 8, dtype=id_dtype, device=device)
+            out.append(_topk_like((ids, torch.empty(256, dtype=torch.int32, device=device),
+                                   torch.empty((), dtype=torch.int64, device=device)), g))
+    return out
+
+
+TOPK = Check(
+    fusion="topk_postprocess", kernel="topk_postprocess",
+    fused=lambda ids, table, n: topk_postprocess(ids, table, n, out=torch.empty_like(ids)),
+    reference=lambda ids, table, n: topk_postprocess_reference(ids, table, n, out=torch.empty_like(ids)),
+    random_like=_topk_like, error=_exact, tolerance=lambda args: 0.0,
+    corrupt=lambda out: out + 1,
+    verify_args=_topk_verify_args, dtypes=(torch.int32,),
+)
+
+
+def _gather_like(args, g):
+    indices, buffers = args[0], args[1:]
+    slots = next((b.shape[0] for b in buffers if b is not None), 1)
+    new = [None if b is None else
+           (torch.randint(-1000, 1000, b.shape, generator=g).to(b.device, b.dtype) if not b.is_floating_point()
+            else _rand(b.shape, b.dtype, b.device, g)) for b in buffers]
+    idx = torch.randint(0, max(slots, 1), indices.shape, generator=g).to(indices.device, indices.dtype)
+    return (idx, *new)
+
+
+def _gather_verify_args(device, dtype, small):
+    g = torch.Generator().manual_seed(3)
+    hidden = 64 if small else 4096
+    out = []
+    for b in ((0, 3, 37) if small else (1, 16, 256)):
+        like = (torch.empty(b, dtype=torch.int64, device=device), torch.empty(1024, 4, device=device),
+                torch.empty(1024, 4, dtype=torch.int64, device=device), torch.empty(1024, dtype=torch.int64,
+                                                                                  device=device),
+                torch.empty(1024, hidden, dtype=dtype, device=device))
+        out.append(_gather_like(like, g))
+    return out
+
+
+def _corrupt_gather(out):
+    first = out[0]
+    return (first + 1 if first is not None else None,) + tuple(out[1:])
+
+
+GATHER = Check(
+    fusion="spec_gather", kernel="gather_rows",
+    fused=gather_rows, reference=gather_rows_reference,
+    random_like=_gather_like, error=_exact, tolerance=lambda args: 0.0,
+    corrupt=_corrupt_gather, verify_args=_gather_verify_args,
+)
+
+CHECKS: tuple[Check, ...] = (SOFTMAX, SOFTMAX_INPLACE, SAMPLE, ROUTE, TOPK, GATHER)
