@@ -12,6 +12,17 @@ sg="$(fetch sglang 0.5.23)"
 unzip -p "$sg" sglang/kernels/ops/sampling/temperature_softmax.py > .upstream/sglang_temperature_softmax.py
 unzip -p "$sg" sglang/kernels/ops/moe/gemma4_routing.py > .upstream/sglang_gemma4_routing.py
 unzip -p "$sg" sglang/kernels/ops/speculative/gather_spec_extras.py > .upstream/sglang_gather_spec_extras.py
+# SGLang's static per-tensor FP8 quant kernel sits among many others in fp8_kernel.py: take that one function.
+unzip -p "$sg" sglang/kernels/ops/quantization/fp8_kernel.py | python3 -c '
+import ast, sys
+src = sys.stdin.read()
+keep = [n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "_static_quant_fp8"]
+assert len(keep) == 1
+lines = src.splitlines()
+n = keep[0]
+start = min([n.lineno] + [d.lineno for d in n.decorator_list])
+print("\n".join(["import triton", "import triton.language as tl", ""] + lines[start - 1:n.end_lineno]))
+' > .upstream/sglang_static_quant_fp8.py
 # vLLM's Gemma4 routing kernel sits inside its model file among engine imports: take the two functions only.
 vl="$(fetch vllm 0.33.0)"
 unzip -p "$vl" vllm/model_executor/models/gemma4.py | python3 -c '

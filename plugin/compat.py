@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from hotfuse.adapters import AdapterPlan
 from hotfuse.flags import Mode
-from hotfuse.registry import ENGINE_INFRA, FUSION_NAMES, FUSIONS, EngineSupport, State
+from hotfuse.registry import ENGINE_INFRA, FUSION_NAMES, FUSIONS, EngineSupport, State, fixed_state
 from hotfuse.runtime import _release
 from hotfuse.targets import Target, fingerprint_source
 
@@ -122,11 +122,7 @@ def _fusion_state(zf: zipfile.ZipFile, engine: str, version: str, name: str, sup
                   mode: Mode) -> dict[str, str]:
     """What runtime.plan_engine decides for one requested fusion, with targets checked in the wheel."""
     if support is None or support.adapter is None:
-        state = support.state if support else State.NOT_APPLICABLE
-        reason = support.reason if support else f"no {engine} support declared"
-        if mode is Mode.REFERENCE and state is State.NATIVE:
-            reason += "; " + (support.disable_note if support and support.disable_note
-                              else "HOTFUSE_DISABLE cannot revert the engine's native path")
+        state, reason = fixed_state(support, engine, disabled=mode is Mode.REFERENCE)
         return {"state": state.value, "reason": reason}
     plan = _plan(support.adapter, mode, version)
     drift = _drift(zf, name, plan)

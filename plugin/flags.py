@@ -55,6 +55,8 @@ ENV_DOCS: tuple[tuple[str, str], ...] = (
     ("HOTFUSE_TEST_FAULTS", "testing only: `plan:<fusion>` or `install:<fusion>` makes that adapter raise, to "
      "prove a failing plugin leaves the engine stock; `kernel:<fusion>` makes that fusion's kernels return "
      "visibly wrong outputs, to prove the self-check and shadow mode catch them."),
+    ("HOTFUSE_TEST_CUDA_GATE", "testing only: `1` makes `qk_norm_fp8`'s \"tracing for CUDA\" test true on a CPU "
+     "machine, so CI can trace the real SGLang functions through the patched path."),
 )
 
 _ALL_WORDS = frozenset({"1", "all"})

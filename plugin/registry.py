@@ -123,13 +123,8 @@ FUSIONS: tuple[Fusion, ...] = (
         upstream=("sglang#21734 inductor-friendly QK-norm / FP8", "sglang#23159 revert (ROCm strided views)",
                   "sglang#23227 redo, CUDA-only"),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, state=State.PENDING,
-                          reason="adapter lands in a later hotfuse release"),
-            # 0.5.11-0.5.21: the engine's own gate (tc_compiler inductor) still works; reported as native
-            # only once the adapter exists to tell the two ranges apart.
-            EngineSupport("vllm", VLLM_VERSIONS, state=State.NATIVE,
-                          reason="stride-preserving view and native-torch rms_norm/QuantFP8 under inductor",
-                          disable_note="HOTFUSE_DISABLE does not turn vLLM's own fusion passes off yet"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.qk_norm_fp8"),
+            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.qk_norm_fp8"),
         ),
     ),
 )
@@ -138,6 +133,16 @@ FUSIONS: tuple[Fusion, ...] = (
 # vLLM's compile cache key must include hotfuse's effective flags, or flipping a fusion could load a
 # stale compiled graph.
 ENGINE_INFRA: dict[str, tuple[str, ...]] = {"vllm": ("vllm.compile_cache",)}
+
+def fixed_state(support: EngineSupport | None, engine: str, disabled: bool) -> tuple[State, str]:
+    """State and reason of a fusion with no adapter for `engine` (disabled: HOTFUSE_DISABLE names it)."""
+    if support is None:
+        return State.NOT_APPLICABLE, f"no {engine} support declared"
+    reason = support.reason
+    if disabled and support.state is State.NATIVE:
+        reason += "; " + (support.disable_note or "HOTFUSE_DISABLE cannot revert the engine's native path")
+    return support.state, reason
+
 
 FUSION_NAMES: tuple[str, ...] = tuple(f.name for f in FUSIONS)
 _BY_NAME = {f.name: f for f in FUSIONS}

@@ -22,7 +22,7 @@ from hotfuse.adapters import AdapterPlan
 from hotfuse.flags import FlagSet, Mode, process_flags
 from hotfuse.log import logger
 from hotfuse.patching import Patch, apply_with_hook_registry, apply_with_patcher, revert
-from hotfuse.registry import ENGINE_INFRA, FAILED_STATES, FUSIONS, State
+from hotfuse.registry import ENGINE_INFRA, FAILED_STATES, FUSIONS, State, fixed_state
 from hotfuse.targets import validate
 
 ENV_TEST_FAULTS = "HOTFUSE_TEST_FAULTS"
@@ -151,11 +151,7 @@ def plan_engine(engine: str, flags: FlagSet, install: bool) -> EngineState:
                 continue
             _maybe_fault("plan", fusion.name)
             if support is None or support.adapter is None:
-                fixed = support.state if support else State.NOT_APPLICABLE
-                reason = support.reason if support else f"no {engine} support declared"
-                if mode is Mode.REFERENCE and fixed is State.NATIVE:
-                    reason += "; " + (support.disable_note if support and support.disable_note
-                                      else "HOTFUSE_DISABLE cannot revert the engine's native path")
+                fixed, reason = fixed_state(support, engine, disabled=mode is Mode.REFERENCE)
                 state.fusions[fusion.name] = FusionReport(fusion.name, mode, fixed, reason)
                 continue
             plan = _adapter_plan(support.adapter, mode, version)

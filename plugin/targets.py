@@ -55,25 +55,35 @@ def _normalise(segment: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def _definitions(body: list[ast.stmt], name: str) -> list[ast.AST]:
+    """Definitions of `name` in a module or class body, including those in its top-level if/else and try
+    blocks (a module may define one function per platform): all of them, in source order."""
+    found = []
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            found.append(node)
+        elif isinstance(node, (ast.If, ast.Try)):
+            for block in [node.body, node.orelse] + [h.body for h in getattr(node, "handlers", [])]:
+                found.extend(_definitions(block, name))
+    return found
+
+
 def fingerprint_source(source: str, qualname: str) -> str | None:
-    """Fingerprint of the definition `qualname` (decorators included) in module source text."""
+    """Fingerprint of the definition `qualname` (decorators included) in module source text.
+
+    Where a module defines it more than once (per platform, under if/else), all definitions count."""
     tree = ast.parse(source)
-    body: list[ast.stmt] = tree.body
-    node: ast.AST | None = None
+    nodes: list[ast.AST] = [tree]
     for part in qualname.split("."):
-        node = next(
-            (n for n in body
-             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == part),
-            None,
-        )
-        if node is None:
+        nodes = [d for n in nodes for d in _definitions(n.body, part)]  # type: ignore[attr-defined]
+        if not nodes:
             return None
-        body = node.body  # type: ignore[attr-defined]
-    assert node is not None
     lines = source.splitlines()
-    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-    segment = "\n".join(lines[start - 1: node.end_lineno])
-    return hashlib.sha256(_normalise(segment).encode()).hexdigest()[:16]
+    segments = []
+    for node in nodes:
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        segments.append("\n".join(lines[start - 1: node.end_lineno]))
+    return hashlib.sha256("\n".join(_normalise(seg) for seg in segments).encode()).hexdigest()[:16]
 
 
 def fingerprint_live(module_name: str, qualname: str) -> str | None:
@@ -85,17 +95,21 @@ def fingerprint_live(module_name: str, qualname: str) -> str | None:
         return fingerprint_source(fh.read(), qualname)
 
 
-def _foreign_wrapper(live: Any) -> str | None:
+def _foreign_wrapper(live: Any, module: str) -> str | None:
     """Describe a wrapper around `live` that is not the engine's own decorator, or None.
 
-    Engine functions legitimately arrive wrapped by decorators such as torch.compile; a wrapper
-    made by hotfuse itself or by a plugin framework means someone patched the target already.
+    Engine functions legitimately arrive wrapped by decorators: torch's (torch.compile,
+    assume_constant_result) and the engine's own (e.g. a caching decorator), whose code lives in torch or in
+    the engine package. A wrapper made by hotfuse itself, or by a plugin framework (the engine's
+    `plugins` package, or code from anywhere else), means someone patched the target already.
     """
     import os
 
     import torch  # noqa: F401  (imported by every engine module we target anyway)
 
     torch_dir = os.path.dirname(sys.modules["torch"].__file__)
+    engine = sys.modules.get(module.split(".")[0])
+    engine_dir = os.path.dirname(getattr(engine, "__file__", None) or "") or None
     layer = live
     for _ in range(16):
         if getattr(layer, "__hotfuse__", None):
@@ -104,7 +118,9 @@ def _foreign_wrapper(live: Any) -> str | None:
         if inner is None:
             return None
         code_file = getattr(getattr(layer, "__code__", None), "co_filename", "") or ""
-        if not code_file.startswith(torch_dir):
+        engine_decorator = (engine_dir is not None and code_file.startswith(engine_dir + os.sep)
+                            and f"{os.sep}plugins{os.sep}" not in code_file)
+        if not code_file.startswith(torch_dir) and not engine_decorator:
             return f"wrapped by {getattr(layer, '__module__', '?')}.{getattr(layer, '__qualname__', '?')}"
         layer = inner
     return "wrapper chain too deep"
@@ -129,7 +145,7 @@ def validate(target: Target, allow_drift: bool = False) -> Validation:
         return Validation(target, False, f"{target.dotted} is missing")
     raw = vars(owner).get(attr, getattr(owner, attr))
     live = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
-    foreign = _foreign_wrapper(live)
+    foreign = _foreign_wrapper(live, target.module)
     if foreign:
         return Validation(target, False, f"{target.dotted} is already patched ({foreign})", owner, attr, live, raw)
     try:

@@ -23,6 +23,7 @@ def env(monkeypatch):
             monkeypatch.delenv(key, raising=False)
         for key, value in values.items():
             monkeypatch.setenv(key, value)
+        safety._faults = None  # the test hook is read once per process
         monkeypatch.setattr(flags, "_process_flags", flags.parse_flags({"HOTFUSE": "1", **values}))
 
     set_env()

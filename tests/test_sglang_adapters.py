@@ -241,6 +241,8 @@ def test_every_adapter_validates_against_the_real_release(tmp_path, release):
     states = {name: f["state"] for name, f in doc["fusions"].items()}
     assert states["sampler"] == states["gemma4_router"] == states["topk_postprocess"] == "active", states
     assert states["spec_gather"] == "active", states
+    # 0.5.12's own inductor gate still works there: hotfuse leaves it in charge
+    assert states["qk_norm_fp8"] == ("native" if release == "0.5.12" else "active"), states
     assert "drift" not in states.values()
 
 
@@ -287,3 +289,25 @@ def test_future_map_0523_kill_switch_replaces_the_native_gather(tmp_path):
     assert result["gather_spec_extras"] == "spec_gather", "overlap_utils' copy of gather_spec_extras is rebound"
     assert all(result["equal"].values()) and result["dtypes_kept"]
     assert result["counters"] == {"fused": 0, "fallbacks": {"disabled: one index gather per buffer": 1}}
+
+
+# ---- qk_norm_fp8: the real SGLang 0.5.23 QK-norm and static FP8 quant under torch.compile on CPU ----
+
+def run_qk_norm(tmp_path, **flags):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return run_script(tmp_path, "sglang_qk_norm.py", "0.5.23", HOTFUSE_TEST_CUDA_GATE="1", **flags)
+
+
+def test_qk_norm_and_fp8_quant_trace_as_one_graph_with_the_unfused_bytes(tmp_path):
+    result = run_qk_norm(tmp_path, HOTFUSE="qk_norm_fp8")
+    assert result["graph_break_count"] == 0 and result["graph_count"] == 1, result["break_reasons"]
+    assert result["fullgraph"], result["fullgraph_error"]
+    assert result["plain_fp8_cast_in_graph"] and not result["triton_kernel_in_graph"]
+    assert result["compiled_fp8_equals_reference"], "FP8 bytes equal to the eager unfused path"
+    assert result["k_max_error"] <= 1e-2  # bf16 norms; exact in practice
+
+
+def test_qk_norm_patch_leaves_eager_calls_unchanged(tmp_path):
+    patched = run_qk_norm(tmp_path / "on", HOTFUSE="qk_norm_fp8")
+    stock = run_qk_norm(tmp_path / "off")
+    assert patched["eager_q_bytes"] == stock["eager_q_bytes"] and patched["eager_k_bytes"] == stock["eager_k_bytes"]

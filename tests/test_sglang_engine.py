@@ -30,7 +30,10 @@ def test_plugin_runs_in_the_scheduler_process(runs):
         {"fusion": "topk_postprocess", "target": TOPK_TARGET, "via": "sglang HookRegistry"},
         {"fusion": "spec_gather", "target": "sglang.kernels.ops.speculative.gather_spec_extras.gather_spec_extras",
          "via": "sglang HookRegistry"},
-    ]
+    ] + [{"fusion": "qk_norm_fp8", "target": target, "via": "sglang HookRegistry"} for target in (
+        "sglang.srt.models.utils._reshape_for_qk_norm", "sglang.kernels.ops.layernorm.norm.can_use_fused_inplace_qknorm",
+        "sglang.kernels.ops.quantization.fp8_kernel.static_quant_fp8",
+        "sglang.kernels.ops.quantization.fp8_kernel.scaled_fp8_quant")]
     states = {n: f["state"] for n, f in scheduler["fusions"].items()}
     assert states["topk_postprocess"] == "active"
     # greedy decoding keeps SGLang's own sampler: counted as such, never fused

@@ -34,7 +34,7 @@ from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
-from hotfuse.kernels.checks import SAMPLE, SOFTMAX_INPLACE
+from hotfuse.kernels import checks
 from hotfuse.kernels.sampling import unsupported_reason, warm_up
 from hotfuse.registry import State
 from hotfuse.targets import Target
@@ -105,9 +105,9 @@ def fused_forward(original, self, logits_output, sampling_info, return_logprob, 
     if not (sampling_info.need_top_p_sampling or sampling_info.need_top_k_sampling
             or sampling_info.need_min_p_sampling):
         seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
-        ids = safety.call(SAMPLE, logits, temperatures, seeds)
+        ids = safety.call(checks.SAMPLE, logits, temperatures, seeds)
     else:
-        probs = safety.call(SOFTMAX_INPLACE, logits, temperatures)
+        probs = safety.call(checks.SOFTMAX_INPLACE, logits, temperatures)
         ids = self._sample_from_probs(probs, sampling_info, positions, False)
         if isinstance(ids, tuple):  # 0.5.20+: (ids, sampling-mask capture); capture is off on this path
             ids = ids[0]

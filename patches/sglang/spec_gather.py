@@ -29,7 +29,7 @@ from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
-from hotfuse.kernels.checks import GATHER
+from hotfuse.kernels import checks
 from hotfuse.kernels.moe_postprocess import gather_rows_reference
 from hotfuse.registry import State
 from hotfuse.targets import Target
@@ -63,7 +63,7 @@ def _resolver(fields: tuple[str, ...]):
         names = list(fields)
         if original.__globals__["spec_need_hidden_states"]():  # the engine's own switch, looked up live
             names.append("hidden_states")
-        gathered = safety.call(GATHER, indices, *(getattr(self, f"{name}_buf") for name in names))
+        gathered = safety.call(checks.GATHER, indices, *(getattr(self, f"{name}_buf") for name in names))
         for name, value in zip(names, gathered):
             setattr(draft_input, name, value)
 
@@ -71,7 +71,7 @@ def _resolver(fields: tuple[str, ...]):
 
 
 def fused_gather_spec_extras(original, indices, topk_p_buf, topk_index_buf, output_tokens_buf, hidden_states_buf):
-    return safety.call(GATHER, indices, topk_p_buf, topk_index_buf, output_tokens_buf, hidden_states_buf)
+    return safety.call(checks.GATHER, indices, topk_p_buf, topk_index_buf, output_tokens_buf, hidden_states_buf)
 
 
 def reference_gather_spec_extras(original, indices, topk_p_buf, topk_index_buf, output_tokens_buf,

@@ -17,7 +17,7 @@ from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback, count_fused
 from hotfuse.flags import Mode
-from hotfuse.kernels.checks import TOPK
+from hotfuse.kernels import checks
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -45,7 +45,7 @@ def fused_postprocess(original, topk_ids, expert_location_dispatch_info, num_tok
         if info.ep_dispatch_algorithm != "static" or table is None:
             count_fallback(FUSION, f"{info.ep_dispatch_algorithm} dispatch: engine helper")
             return original(topk_ids, info, num_token_non_padded)
-    return safety.call(TOPK, topk_ids, table, num_token_non_padded)  # into a new tensor, as the helper
+    return safety.call(checks.TOPK, topk_ids, table, num_token_non_padded)  # into a new tensor, as the helper
 
 
 def reference_postprocess(original, topk_ids, expert_location_dispatch_info, num_token_non_padded):

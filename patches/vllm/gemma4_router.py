@@ -17,7 +17,7 @@ from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
-from hotfuse.kernels.checks import ROUTE
+from hotfuse.kernels import checks
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -33,7 +33,7 @@ TARGETS = (ROUTING_FUNCTION, TORCH_ROUTING)
 
 
 def fused_routing(original, self, hidden_states, gating_output, topk, renormalize):
-    return safety.call(ROUTE, gating_output, self.per_expert_scale, topk)
+    return safety.call(checks.ROUTE, gating_output, self.per_expert_scale, topk)
 
 
 def reference_routing(original, self, hidden_states, gating_output, topk, renormalize):

@@ -30,7 +30,7 @@ from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
 from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
-from hotfuse.kernels.checks import SAMPLE
+from hotfuse.kernels import checks
 from hotfuse.kernels.sampling import unsupported_reason, warm_up
 from hotfuse.registry import State
 from hotfuse.targets import Target
@@ -77,7 +77,7 @@ def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_overri
         count_fallback(FUSION, why)
         return original(self, logits, sampling_metadata, logprobs_mode_override)
     seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
-    return safety.call(SAMPLE, logits, sampling_metadata.temperature, seeds), None
+    return safety.call(checks.SAMPLE, logits, sampling_metadata.temperature, seeds), None
 
 
 def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:

@@ -39,6 +39,7 @@ BENCH_MODULES = {
     "gemma4_router": "hotfuse.bench.gemma4_router",
     "topk_postprocess": "hotfuse.bench.moe_postprocess:topk_postprocess_cases",
     "spec_gather": "hotfuse.bench.moe_postprocess:spec_gather_cases",
+    "qk_norm_fp8": "hotfuse.bench.qk_norm_fp8",
 }
 
 

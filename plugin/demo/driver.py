@@ -2,7 +2,8 @@
 one JSON line with the token ids and timings.
 
   python -m hotfuse.demo.driver vllm|sglang MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
-                                [--load-format auto|dummy] [--sampled N]
+                                [--load-format auto|dummy] [--sampled N] [--compile [0|1]]
+                                [--pass-config JSON]
 
 Used by `hotfuse demo` and the integration tests as a subprocess, so each run gets its own environment
 (hotfuse reads its flags once per process, in every engine process).
@@ -20,11 +21,13 @@ PROMPTS = [[11, 22, 33, 44, 55], [7, 8, 9]]
 SAMPLED_TEMPERATURE = 0.8
 
 
-def _vllm(model: str, load_format: str):
+def _vllm(model: str, load_format: str, compile_model: bool = False, pass_config: dict | None = None):
     from vllm import LLM, SamplingParams
 
+    # enforce_eager unless asked to compile: vLLM then torch.compiles the model (on CPU: one Dynamo trace, inductor)
+    extra = {"compilation_config": {"pass_config": pass_config}} if pass_config else {}
     llm = LLM(model=model, load_format=load_format, skip_tokenizer_init=True, dtype="float32", max_model_len=128,
-              max_num_seqs=4, enforce_eager=True, seed=0)
+              max_num_seqs=4, enforce_eager=not compile_model, seed=0, **extra)
 
     def generate(prompts, max_tokens, temperature, top_p):
         # no per-request seed: vLLM would give each request its own torch.Generator
@@ -36,7 +39,7 @@ def _vllm(model: str, load_format: str):
     return generate, lambda: None
 
 
-def _sglang(model: str, load_format: str):
+def _sglang(model: str, load_format: str, compile_model: bool = False, pass_config: dict | None = None):
     import sglang as sgl
 
     engine = sgl.Engine(model_path=model, device="cpu", load_format=load_format, skip_tokenizer_init=True,
@@ -70,6 +73,15 @@ def _cpu_engine_defaults(engine: str) -> None:
             os.environ["SGLANG_PLATFORM"] = "hotfuse_ci_cpu"
 
 
+def _flag(value: str) -> bool:
+    """'--compile', '--compile 1' or '--compile True' (as the tests' run_engine writes options) turn it on."""
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 0 or 1, got {value!r}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("engine", choices=["vllm", "sglang"])
@@ -80,10 +92,17 @@ def main() -> int:
     parser.add_argument("--load-format", default="dummy", help="dummy (random, config only) or auto (saved weights)")
     parser.add_argument("--sampled", type=int, default=0,
                         help=f"then run this many requests at temperature {SAMPLED_TEMPERATURE}")
+    parser.add_argument("--compile", nargs="?", const="1", default="0", type=_flag,
+                        help="vLLM: torch.compile the model instead of enforce_eager (default: eager); "
+                        "SGLang: ignored")
+    parser.add_argument("--pass-config", type=json.loads, default=None,
+                        help="vLLM: JSON object for compilation_config.pass_config, "
+                        "e.g. '{\"fuse_norm_quant\": true}'; SGLang: ignored")
     args = parser.parse_args()
     _cpu_engine_defaults(args.engine)
     start = time.perf_counter()
-    generate, shutdown = (_vllm if args.engine == "vllm" else _sglang)(args.model, args.load_format)
+    generate, shutdown = (_vllm if args.engine == "vllm" else _sglang)(args.model, args.load_format, args.compile,
+                                                                       args.pass_config)
     started = time.perf_counter()
     try:
         tokens = generate(PROMPTS, args.max_tokens, args.temperature, args.top_p)

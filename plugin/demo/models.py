@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 SEED = 0
-MODELS = ("gemma4-moe-tiny", "mixtral-tiny")
+MODELS = ("gemma4-moe-tiny", "mixtral-tiny", "qwen3-tiny")
 
 
 def config_dict(name: str) -> dict:
