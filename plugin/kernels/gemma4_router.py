@@ -10,7 +10,8 @@ for a BF16 precision regression, #26588). NaN logits are treated as -inf (never 
 
 Kernel: each program routes BLOCK_T tokens at once, a [BLOCK_T, E] tile in registers, and extracts the
 top K by K rounds of one row-max over packed (logit, expert) keys, instead of sorting all E experts per
-token in a single-warp program as both engines' kernels do. Fixed geometry per (E, K); no atomics; no host sync, so
+token in a single-warp program as both engines' kernels do. bf16 / fp16 logits pack into 32-bit keys with
+their exact 16-bit patterns; fp32 logits need 64-bit keys (twice the integer work). Fixed geometry per (E, K); no atomics; no host sync, so
 it captures in CUDA graphs. Inputs it does not take (E > 1024, a non-unit expert stride, CPU tensors
 without the interpreter, bf16 in the interpreter) run the torch reference, counted as fallbacks.
 This module knows nothing about engines.
@@ -78,34 +79,52 @@ if triton is not None:
     @triton.jit
     def _gemma4_route_kernel(gating_ptr, row_stride, scale_ptr, weights_ptr, ids_ptr, tokens, experts,
                              TOPK: tl.constexpr, TOPK_P2: tl.constexpr, BLOCK_T: tl.constexpr,
-                             BLOCK_E: tl.constexpr):
-        # Each (token, expert) becomes one int64 key: the logit's bits made order-preserving as a signed
-        # int32 in the high half, (BLOCK_E - 1 - expert) in the low half. The row maximum of the keys is
+                             BLOCK_E: tl.constexpr, KEY_BITS: tl.constexpr, NAN_FROM: tl.constexpr):
+        # Each (token, expert) becomes one integer key: the logit's bits made order-preserving as a signed
+        # integer in the high half, (BLOCK_E - 1 - expert) in the low half. The row maximum of the keys is
         # then the largest logit and, among equal logits, the lowest expert: one reduction per round.
+        # 16-bit logits (bf16 / fp16) fit a 32-bit key with their exact bits (KEY_BITS=32: half the work of
+        # the 64-bit keys that fp32 logits need); NAN_FROM is the smallest NaN magnitude of that format.
         t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
         e = tl.arange(0, BLOCK_E)
         in_tokens = t < tokens
         valid = in_tokens[:, None] & (e < experts)[None, :]
-        x = tl.load(gating_ptr + t.to(tl.int64)[:, None] * row_stride + e[None, :], mask=valid,
-                    other=float("-inf")).to(tl.float32)
-        x = tl.where(x != x, float("-inf"), x)  # NaN never wins
-        x = tl.where(x == 0.0, 0.0, x)  # -0.0 ties with +0.0, as in a comparison sort
-        bits = x.to(tl.int32, bitcast=True)
-        ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # monotonic in x as a signed integer
-        keys = (ordered.to(tl.int64) << 32) | (BLOCK_E - 1 - e)[None, :].to(tl.int64)
-        lowest: tl.constexpr = -9223372036854775808
+        raw = tl.load(gating_ptr + t.to(tl.int64)[:, None] * row_stride + e[None, :], mask=valid,
+                      other=float("-inf"))
+        if KEY_BITS == 32:
+            bits = raw.to(tl.int16, bitcast=True).to(tl.int32)  # sign-extended 16-bit pattern
+            magnitude = bits & 0x7FFF
+            bits = tl.where(magnitude > NAN_FROM, NAN_FROM - 32768, bits)  # NaN never wins: -inf's pattern
+            bits = tl.where(magnitude == 0, 0, bits)  # -0.0 ties with +0.0, as in a comparison sort
+            ordered = bits ^ ((bits >> 15) & 0x7FFF)  # monotonic in the logit as a signed integer
+            keys = (ordered << 16) | (BLOCK_E - 1 - e)[None, :]
+            lowest: tl.constexpr = -2147483648
+        else:
+            x = raw.to(tl.float32)
+            x = tl.where(x != x, float("-inf"), x)  # NaN never wins
+            x = tl.where(x == 0.0, 0.0, x)  # -0.0 ties with +0.0, as in a comparison sort
+            bits = x.to(tl.int32, bitcast=True)
+            ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # monotonic in x as a signed integer
+            keys = (ordered.to(tl.int64) << 32) | (BLOCK_E - 1 - e)[None, :].to(tl.int64)
+            lowest: tl.constexpr = -9223372036854775808
         keys = tl.where(valid, keys, lowest)
         k_cols = tl.arange(0, TOPK_P2)
-        top_keys = tl.full([BLOCK_T, TOPK_P2], lowest, tl.int64)
+        top_keys = tl.full([BLOCK_T, TOPK_P2], lowest, keys.dtype)
         for k in tl.static_range(TOPK):
             best = tl.max(keys, axis=1)
             keys = tl.where(keys == best[:, None], lowest, keys)  # keys are unique: this takes one expert
             top_keys = tl.where(k_cols[None, :] == k, best[:, None], top_keys)
         in_k = k_cols[None, :] < TOPK
-        ids = (BLOCK_E - 1 - (top_keys & 0xFFFFFFFF)).to(tl.int32)
-        top_ordered = (top_keys >> 32).to(tl.int32)
-        top_bits = top_ordered ^ ((top_ordered >> 31) & 0x7FFFFFFF)
-        top_vals = top_bits.to(tl.float32, bitcast=True)
+        if KEY_BITS == 32:
+            ids = BLOCK_E - 1 - (top_keys & 0xFFFF)
+            top_ordered = top_keys >> 16
+            top_bits = top_ordered ^ ((top_ordered >> 15) & 0x7FFF)
+            top_vals = top_bits.to(tl.int16).to(raw.dtype, bitcast=True).to(tl.float32)
+        else:
+            ids = (BLOCK_E - 1 - (top_keys & 0xFFFFFFFF)).to(tl.int32)
+            top_ordered = (top_keys >> 32).to(tl.int32)
+            top_bits = top_ordered ^ ((top_ordered >> 31) & 0x7FFFFFFF)
+            top_vals = top_bits.to(tl.float32, bitcast=True)
         # softmax over the K chosen logits; the first is their maximum
         first = tl.max(tl.where(in_k, top_vals, float("-inf")), axis=1)
         p = tl.where(in_k, tl.exp(top_vals - first[:, None]), 0.0)
@@ -121,6 +140,7 @@ if triton is not None:
 # (tools/tune_gemma4.py); a warp per one or two tokens keeps each round's row maximum inside a warp.
 # Every token is routed independently, so the geometry never changes results.
 GEOMETRY = {"small": (1, 1), "large": (4, 2), "large_from": 4096}
+_NAN_FROM = {torch.bfloat16: 0x7F80, torch.float16: 0x7C00}  # magnitudes above these bit patterns are NaN
 
 
 def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
@@ -143,5 +163,6 @@ def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
     _gemma4_route_kernel[(triton.cdiv(tokens, block_t),)](
         gating_output, gating_output.stride(0), per_expert_scale, weights, ids, tokens, experts,
         TOPK=topk, TOPK_P2=triton.next_power_of_2(topk), BLOCK_T=block_t,
-        BLOCK_E=triton.next_power_of_2(experts), num_warps=warps)
+        BLOCK_E=triton.next_power_of_2(experts), KEY_BITS=32 if gating_output.element_size() == 2 else 64,
+        NAN_FROM=_NAN_FROM.get(gating_output.dtype, 0), num_warps=warps)
     return weights, ids

@@ -94,3 +94,17 @@ def test_unhandled_inputs_run_the_reference_and_are_counted(make, reason):
 def test_contract_violations_raise(x, scale, k):
     with pytest.raises(ValueError):
         gemma4_route(x, scale, k)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_nan_ranks_with_minus_infinity_and_ties_go_to_the_lowest_id(dtype):
+    # a NaN must count exactly as -inf: never above it, tied with it (lowest id first)
+    x = torch.full((3, 16), float("-inf"))
+    x[0, 5], x[0, 9] = float("nan"), 2.0
+    x[1, 0], x[1, 3] = float("nan"), float("nan")
+    x[2, :] = float("nan")
+    x = x.to(dtype)
+    scale = torch.rand(16) + 0.5
+    _, ids = gemma4_route(x, scale, 4)
+    _, ref_ids = gemma4_route_reference(x, scale, 4)
+    assert ids.tolist() == ref_ids.tolist() == [[9, 0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3]]
