@@ -85,6 +85,7 @@ def test_self_check_can_be_turned_off(env):
     (checks.SOFTMAX, (torch.randn(3, 100), torch.rand(3) + 0.5)),
     (checks.SOFTMAX_INPLACE, (torch.randn(3, 100), torch.rand(3) + 0.5)),
     (checks.SAMPLE, (torch.randn(3, 100), torch.rand(3) + 0.5, torch.arange(3))),
+    (checks.QUANT, ((torch.randn(5, 64) * 40).to(torch.bfloat16), torch.tensor([0.02]))),
 ])
 def test_every_kernel_passes_its_self_check_and_a_fault_fails_it(env, check, args):
     passed, error = safety.self_check(check, args)
@@ -152,6 +153,9 @@ def run_verify(tmp_path, **env):
 def test_hotfuse_verify_checks_every_kernel_here(tmp_path):
     code, doc = run_verify(tmp_path)
     assert code == 0 and doc["ok"]
+    from hotfuse.registry import FUSION_NAMES
+
+    assert {r["fusion"] for r in doc["rows"]} == set(FUSION_NAMES), "verify covers every fusion"
     ran = {(r["kernel"], r["dtype"]) for r in doc["rows"] if r["result"] == "passed" and r["kernel_ran"]}
     for check in checks.CHECKS:
         assert (check.kernel, str(check.dtypes[0]).removeprefix("torch.")) in ran

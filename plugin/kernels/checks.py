@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from hotfuse.kernels.fp8 import static_fp8_quant
 from hotfuse.kernels.gemma4_router import gemma4_route, gemma4_route_reference
 from hotfuse.kernels.moe_postprocess import gather_rows, gather_rows_reference, topk_postprocess, \
     topk_postprocess_reference
@@ -46,6 +47,7 @@ class Check:
     verify_args: Callable[[torch.device, torch.dtype, bool], list[tuple]]  # (device, dtype, small) -> args
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float16, torch.bfloat16)
     mutates: tuple[int, ...] = ()                             # argument positions written in place
+    triton: bool = True                                       # False: plain torch (no interpreter limits)
 
 
 def _rand(shape, dtype, device, g, scale=1.0):
@@ -254,4 +256,34 @@ GATHER = Check(
     corrupt=_corrupt_gather, verify_args=_gather_verify_args,
 )
 
-CHECKS: tuple[Check, ...] = (SOFTMAX, SOFTMAX_INPLACE, SAMPLE, ROUTE, TOPK, GATHER)
+# ---- qk_norm_fp8: the plain-torch static FP8 quant that inductor fuses (it runs only while tracing, so it
+# has no self-check or shadow call; `hotfuse verify` checks it against the unfused formula, bytes exact)
+
+FP8_LIMIT = 448.0
+
+
+def _quant_like(args, g):
+    x, scale = args
+    return _rand(x.shape, x.dtype, x.device, g, 40.0), scale
+
+
+def _quant_verify_args(device, dtype, small):
+    g = torch.Generator().manual_seed(4)
+    shapes = [(3, 256), (17, 1000)] if small else [(16, 4096), (4096, 4096), (333, 5120)]
+    return [(_rand(s, dtype, device, g, 40.0), torch.tensor([sc], device=device))
+            for s in shapes for sc in (0.02, 3.7e-3)]
+
+
+QUANT = Check(
+    fusion="qk_norm_fp8", kernel="static_fp8_quant",
+    fused=lambda x, scale: static_fp8_quant(x, scale, torch.float8_e4m3fn, -FP8_LIMIT, FP8_LIMIT),
+    reference=lambda x, scale: (x.float() * scale.float().reciprocal()).clamp(-FP8_LIMIT, FP8_LIMIT)
+    .to(torch.float8_e4m3fn),
+    random_like=_quant_like,
+    error=lambda out, ref, args: 0.0 if torch.equal(out.view(torch.uint8), ref.view(torch.uint8)) else INF,
+    tolerance=lambda args: 0.0,
+    corrupt=lambda out: (out.float() * 2).to(out.dtype),
+    verify_args=_quant_verify_args, triton=False,
+)
+
+CHECKS: tuple[Check, ...] = (SOFTMAX, SOFTMAX_INPLACE, SAMPLE, ROUTE, TOPK, GATHER, QUANT)
