@@ -7,7 +7,6 @@ the same rule the safety nets use (hotfuse.kernels.checks) - never a crash, neve
 Kernels run through Triton's interpreter on CPU.
 """
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -139,7 +139,6 @@ def test_without_shadow_mode_the_fast_path_never_runs_the_reference(env):
 
 def run_verify(tmp_path, **env):
     import json
-    import os
     import subprocess
     import sys
 

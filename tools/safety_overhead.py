@@ -5,23 +5,18 @@ gemma4_route and topk_postprocess directly vs through hotfuse.safety.call. Run o
 
 import json
 import sys
-import time
 
 import torch
 
 from hotfuse import safety
+from hotfuse.bench import time_host
 from hotfuse.kernels.checks import ROUTE, TOPK
 
 
 def per_call(fn, n=5000):
-    for _ in range(200):
+    for _ in range(200):  # warm caches and allocator first
         fn()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n * 1e6
+    return time_host(fn, calls=n)
 
 
 def main(out):

@@ -32,12 +32,14 @@ from hotfuse.registry import State
 from hotfuse.targets import Target
 
 FUSION = "qk_norm_fp8"
-_RELEASES = "0.5.20-0.5.23"
 
-RESHAPE = Target("sglang.srt.models.utils", "_reshape_for_qk_norm", ("x", "head_dim"), {"7d0448fd1de8db2c": _RELEASES})
+# hooked in 0.5.22-0.5.23; in 0.5.11-0.5.21 only validated, so that "native" there is a checked claim
+RESHAPE = Target("sglang.srt.models.utils", "_reshape_for_qk_norm", ("x", "head_dim"), {
+    "3bf4ced92f8baee2": "0.5.11-0.5.13", "7231fb93cf8301b1": "0.5.14-0.5.15", "12ebc7f41d889b2f": "0.5.16",
+    "7d0448fd1de8db2c": "0.5.17-0.5.23"})
 APPLY_QK_NORM = Target("sglang.srt.models.utils", "apply_qk_norm",
                        ("q", "k", "q_norm", "k_norm", "head_dim", "alt_stream", "allow_inplace"),
-                       {"b59437ea90a1d0f0": _RELEASES})
+                       {"b59437ea90a1d0f0": "0.5.20-0.5.23"})
 CAN_FUSE = Target("sglang.kernels.ops.layernorm.norm", "can_use_fused_inplace_qknorm", ("head_dim", "dtype"),
                   {"a1bae9c0a8888925": "0.5.17-0.5.23"})
 _FP8 = "sglang.kernels.ops.quantization.fp8_kernel"
@@ -48,11 +50,7 @@ APPLY_FP8_LINEAR = Target("sglang.srt.layers.quantization.fp8_utils", "apply_fp8
     "input", "weight", "weight_scale", "input_scale", "input_scale_ub", "bias", "cutlass_fp8_supported",
     "use_per_token_if_dynamic", "pad_output", "compressed_tensor_quant", "pre_quant_output_dtype"),
     {"bf39766dcb52b3ad": "0.5.22", "45120d357c2ef755": "0.5.23"})
-# 0.5.11-0.5.21: the engine's own gated path, validated so that "native" is a checked claim
-RESHAPE_GATED = Target("sglang.srt.models.utils", "_reshape_for_qk_norm", ("x", "head_dim"), {
-    "3bf4ced92f8baee2": "0.5.11-0.5.13", "7231fb93cf8301b1": "0.5.14-0.5.15", "12ebc7f41d889b2f": "0.5.16",
-    "7d0448fd1de8db2c": "0.5.17-0.5.21"})
-TARGETS = (RESHAPE, RESHAPE_GATED, APPLY_QK_NORM, CAN_FUSE, STATIC_QUANT, SCALED_QUANT, APPLY_FP8_LINEAR)
+TARGETS = (RESHAPE, APPLY_QK_NORM, CAN_FUSE, STATIC_QUANT, SCALED_QUANT, APPLY_FP8_LINEAR)
 
 
 def inductor_on_cuda(t: torch.Tensor | None = None) -> bool:
@@ -102,7 +100,7 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
         gate = "--piecewise-cuda-graph-compiler inductor" if release < (0, 5, 14) else \
             "cuda_graph_config.prefill.tc_compiler=inductor"
         return AdapterPlan(State.NATIVE, f"the engine's own gate works in this release ({gate}); it stays in "
-                           "charge and hotfuse patches nothing", requires=(RESHAPE_GATED,))
+                           "charge and hotfuse patches nothing", requires=(RESHAPE,))
     if mode is Mode.REFERENCE:
         return AdapterPlan(State.REFERENCE, "nothing patched: the engine's JIT QK-norm and quant kernels run, "
                            "opaque to torch.compile")

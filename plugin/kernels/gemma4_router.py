@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from hotfuse.counters import count_fallback, count_fused
-from hotfuse.kernels import FLOAT_DTYPES, interpreting, runs_here
+from hotfuse.kernels import interpreting, placement_reason
 
 try:
     import triton
@@ -57,13 +57,10 @@ def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
 
 
 def unsupported_reason(gating_output: torch.Tensor, per_expert_scale: torch.Tensor) -> str | None:
-    if triton is None:
-        return "triton unavailable"
-    if gating_output.dtype not in FLOAT_DTYPES:
-        return f"dtype={str(gating_output.dtype).removeprefix('torch.')}"
-    if not runs_here(gating_output):
-        return f"device={gating_output.device.type}"
-    if interpreting() and (gating_output.dtype == torch.bfloat16 or per_expert_scale.dtype == torch.bfloat16):
+    reason = placement_reason(gating_output, floats=True)
+    if reason is not None:
+        return reason
+    if interpreting() and per_expert_scale.dtype == torch.bfloat16:
         return "dtype=bfloat16 under the Triton interpreter"
     if gating_output.shape[1] > MAX_EXPERTS:
         return f"experts={gating_output.shape[1]} > {MAX_EXPERTS}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from hotfuse.counters import count_fallback, count_fused
-from hotfuse.kernels import runs_here
+from hotfuse.kernels import placement_reason
 
 try:
     import triton
@@ -32,14 +32,6 @@ except ImportError:  # Triton is optional
     tl = None
 
 MAX_GATHER_BUFFERS = 6
-
-
-def _device_reason(t: torch.Tensor) -> str | None:
-    if triton is None:
-        return "triton unavailable"
-    if not runs_here(t):
-        return f"device={t.device.type}"
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,7 +77,7 @@ def topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor |
     """See the module docstring. Nothing to do: returns `topk_ids` untouched, with no device work."""
     if logical_to_physical is None and num_token_non_padded is None:
         return topk_ids
-    reason = _device_reason(topk_ids)
+    reason = placement_reason(topk_ids)
     if reason is None and (topk_ids.dim() != 2 or not topk_ids.is_contiguous()
                            or (out is not None and (out.shape != topk_ids.shape or out.dtype != topk_ids.dtype
                                                     or not out.is_contiguous()))):
@@ -166,7 +158,7 @@ def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[t
         raise ValueError("every buffer must have a row dimension and live on the indices' device")
     if not present:
         return tuple(buffers)
-    reason = _device_reason(indices)
+    reason = placement_reason(indices)
     if reason is None and len(present) > MAX_GATHER_BUFFERS:
         reason = f"more than {MAX_GATHER_BUFFERS} buffers"
     if reason is None and indices.stride(0) != 1:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from hotfuse.counters import count_fallback, count_fused
-from hotfuse.kernels import FLOAT_DTYPES, interpreting, runs_here
+from hotfuse.kernels import placement_reason
 from hotfuse.log import logger
 
 try:
@@ -89,14 +89,9 @@ def temperature_sample_reference(logits: torch.Tensor, temperatures: torch.Tenso
 
 def unsupported_reason(logits: torch.Tensor, temperatures: torch.Tensor) -> str | None:
     """Why the kernels cannot take these inputs, or None when they can."""
-    if triton is None:
-        return "triton unavailable"
-    if logits.dtype not in FLOAT_DTYPES:
-        return f"dtype={str(logits.dtype).removeprefix('torch.')}"
-    if not runs_here(logits):
-        return f"device={logits.device.type}"
-    if logits.dtype == torch.bfloat16 and interpreting():
-        return "dtype=bfloat16 under the Triton interpreter"
+    reason = placement_reason(logits, floats=True)
+    if reason is not None:
+        return reason
     if logits.shape[1] > 0 and logits.stride(1) != 1:
         return "non-contiguous rows"
     if temperatures.device != logits.device:
