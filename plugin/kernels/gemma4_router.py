@@ -8,12 +8,19 @@ rank must pick the same experts). Any float dtype in; all math in fp32 (SGLang r
 for a BF16 precision regression, #26588). NaN logits are treated as -inf (never routed to).
 `per_expert_scale` is read on every call, so in-place weight updates take effect.
 
-Kernel: each program routes BLOCK_T tokens at once, a [BLOCK_T, E] tile in registers, and extracts the
-top K by K rounds of one row-max over packed (logit, expert) keys, instead of sorting all E experts per
-token in a single-warp program as both engines' kernels do. bf16 / fp16 logits pack into 32-bit keys with
-their exact 16-bit patterns; fp32 logits need 64-bit keys (twice the integer work). Fixed geometry per (E, K); no atomics; no host sync, so
-it captures in CUDA graphs. Inputs it does not take (E > 1024, a non-unit expert stride, CPU tensors
-without the interpreter, bf16 in the interpreter) run the torch reference, counted as fallbacks.
+Two kernels, both fixed geometry per (T, E, K), no atomics, no host sync (they capture in CUDA graphs):
+- bf16 / fp16 logits, 33-256 experts (an even count), 4-byte aligned rows: "sorted lanes". A warp routes
+  a token (two per thread group): each of its 32 lanes loads E/32 logits as 32-bit words, packs them into
+  32-bit keys (the logit's exact 16-bit pattern made order-preserving above, E-1-expert below, so the
+  largest key is the largest logit and, among equal logits, the lowest expert), and sorts its few keys
+  in registers. Then K rounds of one warp-wide integer max over the lanes' heads; the winning lane pops
+  its head. NaN logits rank exactly as -inf: keys are built without that rule first and the program
+  recomputes with it only when a pick shows a NaN could matter (a positive NaN picked, or a pick at -inf).
+- Everything else (fp32 logits, which need 64-bit keys; other expert counts): each program routes BLOCK_T
+  tokens as a [BLOCK_T, E] tile of packed keys, K rounds of one row-max each.
+Both engines' kernels instead sort all E experts per token in a single-warp program.
+Inputs no kernel takes (E > 1024, a non-unit expert stride, CPU tensors without the interpreter, bf16 in
+the interpreter) run the torch reference, counted as fallbacks.
 This module knows nothing about engines.
 """
 
@@ -133,11 +140,162 @@ if triton is not None:
         tl.store(ids_ptr + out, ids, mask=mask)
 
 
-# Geometry (tokens per program, warps), by token count: from an H200 sweep over 1-64 tokens and 1-8 warps
-# (tools/tune_gemma4.py); a warp per one or two tokens keeps each round's row maximum inside a warp.
-# Every token is routed independently, so the geometry never changes results.
-GEOMETRY = {"small": (1, 1), "large": (4, 2), "large_from": 4096}
+    @triton.jit
+    def _lane_key(bits, low, HANDLE_NAN: tl.constexpr, NAN_FROM: tl.constexpr):
+        # bits: the logit's 16-bit pattern in the high half of an int32, zeros below. Sign-magnitude to two's
+        # complement (so -0 and +0 get the same key), then the expert code below.
+        s = bits >> 31
+        key = ((bits & 0x7FFF0000) ^ s) - s + low
+        if HANDLE_NAN:  # NaN patterns lie above +inf's or below -inf's: give them -inf's key
+            neg_inf = low - (NAN_FROM << 16)
+            key = tl.where(key > (NAN_FROM << 16) + 0xFFFF, neg_inf, key)
+            key = tl.maximum(key, neg_inf)
+        return key
+
+    @triton.jit
+    def _compare_exchange(a, b):
+        return tl.maximum(a, b), tl.minimum(a, b)
+
+    @triton.jit
+    def _lane_select(words_ptr, row_words, t, in_tokens, experts, TOPK: tl.constexpr, BLOCK_T: tl.constexpr,
+                     G: tl.constexpr, EVEN_E: tl.constexpr, HANDLE_NAN: tl.constexpr, NAN_FROM: tl.constexpr):
+        """Top-TOPK keys of each token, lane k holding the k-th; also the first and last picks."""
+        L: tl.constexpr = 32
+        LOWEST: tl.constexpr = -2147483648
+        CODE: tl.constexpr = 32 * G - 1  # expert e is stored as CODE - e
+        lane = tl.arange(0, L)
+        row = words_ptr + t.to(tl.int64)[:, None] * row_words + lane[None, :]
+        # Lane l holds words l, l + 32, l + 64, l + 96 (coalesced): word j holds experts 2(l + 32j) + {0, 1}.
+        e = 2 * lane
+        s0 = tl.full([BLOCK_T, L], LOWEST, tl.int32)
+        s1 = s0
+        s2 = s0
+        s3 = s0
+        s4 = s0
+        s5 = s0
+        s6 = s0
+        s7 = s0
+        for j in tl.static_range(G // 2):
+            ok = in_tokens[:, None]
+            if not EVEN_E:
+                ok = ok & (e + 64 * j < experts)[None, :]
+            w = tl.load(row + 32 * j, mask=ok, other=0)
+            lo = _lane_key(w << 16, (CODE - 64 * j - e)[None, :], HANDLE_NAN, NAN_FROM)
+            hi = _lane_key(w & -65536, (CODE - 1 - 64 * j - e)[None, :], HANDLE_NAN, NAN_FROM)
+            if not EVEN_E:
+                lo = tl.where(ok, lo, LOWEST)
+                hi = tl.where(ok, hi, LOWEST)
+            if j == 0:
+                s0, s1 = lo, hi
+            elif j == 1:
+                s2, s3 = lo, hi
+            elif j == 2:
+                s4, s5 = lo, hi
+            else:
+                s6, s7 = lo, hi
+        # Sort each lane's keys, largest first (the LOWEST slots of G < 8 fold away).
+        if G == 2:
+            s0, s1 = _compare_exchange(s0, s1)
+        elif G == 4:
+            s0, s1 = _compare_exchange(s0, s1)
+            s2, s3 = _compare_exchange(s2, s3)
+            s0, s2 = _compare_exchange(s0, s2)
+            s1, s3 = _compare_exchange(s1, s3)
+            s1, s2 = _compare_exchange(s1, s2)
+        else:  # Batcher's merge-exchange network for 8 keys: 19 comparators
+            s0, s1 = _compare_exchange(s0, s1)
+            s2, s3 = _compare_exchange(s2, s3)
+            s4, s5 = _compare_exchange(s4, s5)
+            s6, s7 = _compare_exchange(s6, s7)
+            s0, s2 = _compare_exchange(s0, s2)
+            s1, s3 = _compare_exchange(s1, s3)
+            s4, s6 = _compare_exchange(s4, s6)
+            s5, s7 = _compare_exchange(s5, s7)
+            s1, s2 = _compare_exchange(s1, s2)
+            s5, s6 = _compare_exchange(s5, s6)
+            s0, s4 = _compare_exchange(s0, s4)
+            s3, s7 = _compare_exchange(s3, s7)
+            s1, s5 = _compare_exchange(s1, s5)
+            s2, s6 = _compare_exchange(s2, s6)
+            s1, s4 = _compare_exchange(s1, s4)
+            s3, s6 = _compare_exchange(s3, s6)
+            s2, s4 = _compare_exchange(s2, s4)
+            s3, s5 = _compare_exchange(s3, s5)
+            s3, s4 = _compare_exchange(s3, s4)
+        # K rounds: the largest head of the token wins and its lane pops; lane k records round k's pick.
+        top = tl.full([BLOCK_T, L], LOWEST, tl.int32)
+        first = tl.max(s0, axis=1)[:, None]
+        best = first
+        for k in tl.static_range(TOPK):
+            if k > 0:
+                best = tl.max(s0, axis=1)[:, None]
+            top = tl.where(lane[None, :] == k, best, top)
+            win = s0 == best  # keys are unique: one lane
+            s0 = tl.where(win, s1, s0)
+            s1 = tl.where(win, s2, s1)
+            s2 = tl.where(win, s3, s2)
+            s3 = tl.where(win, s4, s3)
+            s4 = tl.where(win, s5, s4)
+            s5 = tl.where(win, s6, s5)
+            s6 = tl.where(win, s7, s6)
+            s7 = tl.where(win, LOWEST, s7)
+        return top, first, best
+
+    @triton.jit
+    def _lane_value(key, IS_BF16: tl.constexpr):
+        ordered = key >> 16
+        bits = tl.where(ordered < 0, (-ordered) | 0x8000, ordered)
+        if IS_BF16:
+            return (bits << 16).to(tl.float32, bitcast=True)
+        return bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+
+    @triton.jit
+    def _gemma4_route_lanes_kernel(gating_ptr, row_words, scale_ptr, weights_ptr, ids_ptr, tokens, experts,
+                                   TOPK: tl.constexpr, BLOCK_T: tl.constexpr, G: tl.constexpr,
+                                   EVEN_E: tl.constexpr, NAN_FROM: tl.constexpr, IS_BF16: tl.constexpr):
+        # 16-bit logits, 32 lanes per token, G = E_padded / 32 experts per lane (2, 4 or 8).
+        t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
+        in_tokens = t < tokens
+        words_ptr = gating_ptr.to(tl.pointer_type(tl.int32))
+        top, first, last = _lane_select(words_ptr, row_words, t, in_tokens, experts, TOPK, BLOCK_T, G, EVEN_E,
+                                        False, NAN_FROM)
+        # Without the NaN rule a positive NaN outranks everything and a negative one ranks below -inf: the picks
+        # are exact unless a NaN was picked or a pick reached -inf. Then redo this program's tokens with the rule.
+        suspect = ((first > (NAN_FROM << 16) + 0xFFFF) | (last < 0x10000 - (NAN_FROM << 16))) & in_tokens[:, None]
+        if tl.max(tl.max(suspect.to(tl.int32), axis=1), axis=0) > 0:
+            top, first, last = _lane_select(words_ptr, row_words, t, in_tokens, experts, TOPK, BLOCK_T, G, EVEN_E,
+                                            True, NAN_FROM)
+        lane = tl.arange(0, 32)
+        in_k = lane[None, :] < TOPK
+        ids = 32 * G - 1 - (top & 0xFFFF)
+        # softmax over the K picks (the first is their maximum), times the chosen experts' scales
+        p = tl.where(in_k, tl.exp(_lane_value(top, IS_BF16) - _lane_value(first, IS_BF16)), 0.0)
+        p = p / tl.sum(p, axis=1)[:, None]
+        mask = in_tokens[:, None] & in_k
+        scale = tl.load(scale_ptr + tl.where(mask, ids, 0), mask=mask, other=0.0).to(tl.float32)
+        out = t.to(tl.int64)[:, None] * TOPK + lane[None, :]
+        tl.store(weights_ptr + out, p * scale, mask=mask)
+        tl.store(ids_ptr + out, ids, mask=mask)
+
+
+# Geometry by token count, rows of (from this many tokens, tokens per program, warps): from H200 sweeps
+# (tools/tune_gemma4.py, docs/BENCHMARKS.md). Every token is routed independently, so the geometry never
+# changes results.
+LANES_GEOMETRY = [(0, 1, 1), (4096, 4, 1), (16384, 8, 1)]   # the sorted-lanes kernel
+GEOMETRY = [(0, 1, 1), (4096, 4, 2)]                        # the [BLOCK_T, E] tile kernel
 _NAN_FROM = {torch.bfloat16: 0x7F80, torch.float16: 0x7C00}  # magnitudes above these bit patterns are NaN
+
+
+def _geometry(table: list[tuple[int, int, int]], tokens: int) -> tuple[int, int]:
+    _, block_t, warps = [row for row in table if tokens >= row[0]][-1]
+    return block_t, warps
+
+
+def lanes_kernel_takes(gating_output: torch.Tensor, topk: int) -> bool:
+    """Whether the sorted-lanes kernel routes these logits (else the [BLOCK_T, E] tile kernel does)."""
+    experts = gating_output.shape[1]
+    return (gating_output.dtype in _NAN_FROM and 32 < experts <= 256 and experts % 2 == 0 and topk <= 32
+            and gating_output.stride(0) % 2 == 0 and gating_output.data_ptr() % 4 == 0)
 
 
 def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
@@ -154,8 +312,20 @@ def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
     ids = torch.empty((tokens, topk), dtype=torch.int32, device=gating_output.device)
     if tokens == 0:
         return weights, ids
-    block_t, warps = GEOMETRY["large" if tokens >= GEOMETRY["large_from"] else "small"]
-    if gating_output.device.type == "cpu":  # the interpreter runs programs one by one: fewer, larger ones
+    interpreted = gating_output.device.type == "cpu"  # programs run one by one there: fewer, larger ones
+    if lanes_kernel_takes(gating_output, topk):
+        block_t, warps = _geometry(LANES_GEOMETRY, tokens)
+        if interpreted:
+            block_t, warps = 16, 4
+        padded = triton.next_power_of_2(experts)
+        _gemma4_route_lanes_kernel[(triton.cdiv(tokens, block_t),)](
+            gating_output, gating_output.stride(0) // 2, per_expert_scale, weights, ids, tokens, experts,
+            TOPK=topk, BLOCK_T=block_t, G=padded // 32, EVEN_E=padded == experts,
+            NAN_FROM=_NAN_FROM[gating_output.dtype], IS_BF16=gating_output.dtype == torch.bfloat16,
+            num_warps=warps)
+        return weights, ids
+    block_t, warps = _geometry(GEOMETRY, tokens)
+    if interpreted:
         block_t, warps = 16, 4
     _gemma4_route_kernel[(triton.cdiv(tokens, block_t),)](
         gating_output, gating_output.stride(0), per_expert_scale, weights, ids, tokens, experts,

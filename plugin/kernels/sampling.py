@@ -20,11 +20,16 @@ temperature_softmax
   (Hopper grid-dependency control), which shaves launch latency.
 
 temperature_sample (exact samples of softmax(x / t); noise from Philox4x32-7 keyed by the row's seed)
-- Below 8M elements, a one-level race: every token draws Gumbel noise, each chunk keeps its best
-  (score, column), a second launch picks the row's best.
-- From 8M elements, a two-level race: the softmax partial pass gives each chunk's mass; a chunk wins by
+- Below 4M elements, a one-level race in one launch: every token draws Gumbel noise, each chunk keeps its
+  best (score, column), and the row's last chunk to finish (an arrival counter) picks the row's best from
+  the chunk winners in a fixed order.
+- From 4M elements, a two-level race: the softmax partial pass gives each chunk's mass; a chunk wins by
   Gumbel-max over log masses, then a token of that chunk by Gumbel-max over its logits. Only one chunk
   per row is re-read and draws noise.
+
+The partial pass keeps a running (max, sum) per lane with one exponential per element (exp(-|x - m|) is
+either the new term or the rescale of the old sum). Arrival counters live in a zeroed per-(device, stream)
+workspace that every kernel leaves at zero again, so no launch pays for a memset.
 
 No floating-point contraction in the softmax kernels: x / t is rounded once and that same value feeds
 both the row maximum and the exponent (an FMA of logit * (1/t) - max would not: 0.2% error on the top
@@ -120,9 +125,9 @@ class Config:
 CONFIGS = {
     "softmax": ((1 << 23, Config(1024, 4, 4, True)), (None, Config(4096, 8, 8, False))),
     "sample": ((1 << 20, Config(1024, 4, 2, False)), (None, Config(4096, 8, 4, False))),  # one-level race
-    "sample_two_level": ((None, Config(1024, 4, 8, False)),),
+    "sample_two_level": ((None, Config(1024, 4, 8, True)),),
 }
-SAMPLE_TWO_LEVEL_FROM = 1 << 23  # elements; below this every token drawing noise is faster (H200 sweep)
+SAMPLE_TWO_LEVEL_FROM = 1 << 22  # elements; below this every token drawing noise is faster (H200 sweep)
 
 
 SAMPLE_MAX_CHUNK = 4096  # elements per chunk, two-level sampler: its pick kernel re-reads one chunk a row
@@ -170,6 +175,13 @@ if triton is not None:
         libdevice = None
 
     @triton.jit
+    def _exp(x, GPU: tl.constexpr):
+        if GPU:
+            return libdevice.fast_expf(x)  # ex2.approx.ftz: results below 2^-126 flush to zero
+        else:
+            return tl.exp(x)
+
+    @triton.jit
     def _log2(x, GPU: tl.constexpr):
         if GPU:
             return libdevice.fast_log2f(x)
@@ -178,7 +190,8 @@ if triton is not None:
 
     @triton.jit
     def _softmax_partials_kernel(logits_ptr, row_stride, temp_ptr, part_max_ptr, part_sum_ptr,
-                                 vocab, chunk, chunks, BLOCK: tl.constexpr, EARLY_LAUNCH: tl.constexpr):
+                                 vocab, chunk, chunks, BLOCK: tl.constexpr, EARLY_LAUNCH: tl.constexpr,
+                                 GPU: tl.constexpr):
         if EARLY_LAUNCH:
             tl.extra.cuda.gdc_launch_dependents()  # let the normalising pass get scheduled meanwhile
         pid = tl.program_id(0)
@@ -187,19 +200,20 @@ if triton is not None:
         inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
         base = logits_ptr + row.to(tl.int64) * row_stride
         start = c * chunk
-        m = tl.full([BLOCK], float("-inf"), tl.float32)
+        # Per lane, a running (max m, sum of exp(x - m)) with one exponential per element: exp(-|x - m|) is
+        # the new term when x <= m and the rescale factor of the old sum when x > m. m starts at -FLT_MAX, not
+        # -inf, so a -inf logit adds exp(-inf) = 0 and never forms inf - inf.
+        m = tl.full([BLOCK], -3.4028234663852886e38, tl.float32)
         s = tl.zeros([BLOCK], tl.float32)
         for off in range(0, chunk, BLOCK):
             cols = start + off + tl.arange(0, BLOCK)
             x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32) * inv_t
-            m_new = tl.maximum(m, x)
-            keep = tl.where(m_new == float("-inf"), 0.0, tl.exp(m - m_new))
-            add = tl.where(m_new == float("-inf"), 0.0, tl.exp(x - m_new))
-            s = s * keep + add
-            m = m_new
+            e = _exp(-tl.abs(x - m), GPU)
+            s = tl.where(x > m, s * e + 1.0, s + e)
+            m = tl.maximum(m, x)
         m_row = tl.max(m, axis=0)
-        scale = tl.where(m_row == float("-inf"), 0.0, tl.exp(m - m_row))
-        s_row = tl.sum(s * scale, axis=0)
+        s_row = tl.sum(s * _exp(m - m_row, GPU), axis=0)
+        m_row = tl.where(s_row == 0.0, float("-inf"), m_row)  # an all -inf chunk has no mass
         tl.store(part_max_ptr + row * chunks + c, m_row)
         tl.store(part_sum_ptr + row * chunks + c, s_row)
 
@@ -239,7 +253,8 @@ if triton is not None:
         # published (an arrival counter; the reduction itself is a fixed-order read of the partials, so
         # results are deterministic), then writes its chunk of probabilities. Each element is read once
         # and written once. Rows are processed ROUND_ROWS at a time; partials are double-buffered by
-        # round parity, so a fast program cannot overwrite what a slow one has yet to read.
+        # round parity, so a fast program cannot overwrite what a slow one has yet to read. The counters come
+        # from a zeroed workspace and are zero again when the kernel ends (no memset launch per call).
         pid = tl.program_id(0)
         slot = pid // CHUNKS
         c = pid % CHUNKS
@@ -271,6 +286,10 @@ if triton is not None:
             p = tl.exp(x - m_row) * (1.0 / total)
             tl.store(out_ptr + safe_row.to(tl.int64) * out_row_stride + cols, p.to(out_ptr.dtype.element_ty),
                      mask=in_vocab & active)
+        # Leave the counters as found (zero) for the next launch: the slot's last program to depart resets
+        # them; by then every program of the slot has passed its last wait.
+        if _last_to_arrive(arrivals_ptr + ROUND_ROWS + slot, CHUNKS):
+            tl.store(arrivals_ptr + slot, 0)
 
     @triton.jit
     def _gumbel_from_bits(r, GPU: tl.constexpr):
@@ -293,7 +312,8 @@ if triton is not None:
 
     @triton.jit
     def _sample_race_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_score_ptr, part_index_ptr,
-                            vocab, chunk, chunks, BLOCK: tl.constexpr, GPU: tl.constexpr):
+                            counters_ptr, out_ptr, vocab, chunk, chunks, BLOCK: tl.constexpr, GPU: tl.constexpr,
+                            COMBINE_HERE: tl.constexpr, CHUNKS_P2: tl.constexpr):
         # One-level race (small problems): every token draws noise, logits scaled to base 2 so that
         # argmax(x log2(e) / t + G2) picks what argmax(x / t + G) would. One Philox call gives four
         # draws, so a tile is four quarter-tiles. Per-chunk winners go to a small workspace.
@@ -324,6 +344,37 @@ if triton is not None:
         top_idx = tl.min(tl.where(best == top, best_idx, 2147483647), axis=0)
         tl.store(part_score_ptr + row * chunks + c, top)
         tl.store(part_index_ptr + row * chunks + c, top_idx)
+        if COMBINE_HERE:  # the row's last program to finish picks the winner: no second launch
+            if _last_to_arrive(counters_ptr + row, chunks):
+                _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, True)
+
+    @triton.jit
+    def _last_to_arrive(counter_ptr, arrivals):
+        """True in exactly one program: the last of `arrivals` programs to call this on the counter, which
+        then sees every store the others made before their call. That program puts the counter back to 0
+        (the counters live in a zeroed workspace reused by the next launch)."""
+        tl.debug_barrier()  # every thread's stores happen before this program's arrival
+        last = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu") == arrivals - 1
+        if last:
+            tl.store(counter_ptr, 0)
+        return last
+
+    @triton.jit
+    def _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2: tl.constexpr,
+                      COHERENT: tl.constexpr):
+        # fixed-order read of the row's partial winners: the highest score, then the lowest column
+        idx = tl.arange(0, CHUNKS_P2)
+        if COHERENT:  # written by other programs of this launch: read past the L1 cache
+            score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"),
+                            cache_modifier=".cg")
+            index = tl.load(part_index_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647,
+                            cache_modifier=".cg")
+        else:
+            score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
+            index = tl.load(part_index_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647)
+        top = tl.max(score, axis=0)
+        choice = tl.min(tl.where(score == top, index, 2147483647), axis=0)
+        tl.store(out_ptr + row, choice.to(tl.int64))
 
     @triton.jit
     def _sample_race_combine_kernel(part_score_ptr, part_index_ptr, out_ptr, chunks, CHUNKS_P2: tl.constexpr,
@@ -331,12 +382,7 @@ if triton is not None:
         row = tl.program_id(0)
         if GPU:
             tl.extra.cuda.gdc_wait()
-        idx = tl.arange(0, CHUNKS_P2)
-        score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
-        index = tl.load(part_index_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647)
-        top = tl.max(score, axis=0)
-        choice = tl.min(tl.where(score == top, index, 2147483647), axis=0)
-        tl.store(out_ptr + row, choice.to(tl.int64))
+        _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, False)
 
     @triton.jit
     def _sample_pick_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_max_ptr, part_sum_ptr, out_ptr,
@@ -382,6 +428,27 @@ RESIDENT = {"enabled": True, "per_sm": 2, "max_vocab": 1 << 19, "min_elements": 
             "shapes": ((1 << 21, 8192, 16), (None, 16384, 8))}
 
 
+_COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
+_ALL_COUNTERS: list[torch.Tensor] = []  # never freed: CUDA graphs may have captured their addresses
+
+
+def zeroed_counters(device: torch.device, n: int) -> torch.Tensor:
+    """int32 arrival counters that are zero before and after every kernel that uses them.
+
+    One workspace per (device, stream): kernels on one stream run one after another, so they never share a
+    counter at the same time. Kernels put the counters they used back to zero, so no launch pays for a
+    memset. (Graphs that sample must therefore not be replayed concurrently on several streams.)
+    """
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device.index if device.index is not None else -1, stream)
+    counters = _COUNTERS.get(key)
+    if counters is None or counters.numel() < n:
+        counters = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
+        _COUNTERS[key] = counters
+        _ALL_COUNTERS.append(counters)
+    return counters
+
+
 def _resident_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int, int, int] | None:
     """(chunk, chunks per row, rows per round, warps) for the resident kernel, or None when it does not apply."""
     if not RESIDENT["enabled"] or device.type != "cuda" or vocab > RESIDENT["max_vocab"] \
@@ -398,7 +465,7 @@ def _launch_softmax_resident(logits, temperatures, out, chunk, chunks, round_row
     rows, vocab = logits.shape
     part_max = torch.empty((2, round_rows, chunks), dtype=torch.float32, device=logits.device)
     part_sum = torch.empty((2, round_rows, chunks), dtype=torch.float32, device=logits.device)
-    arrivals = torch.zeros(round_rows, dtype=torch.int32, device=logits.device)
+    arrivals = zeroed_counters(logits.device, 2 * round_rows)  # arrivals, then departures, per slot
     _softmax_resident_kernel[(round_rows * chunks,)](
         logits, logits.stride(0), out, out.stride(0), temperatures.reshape(rows), part_max, part_sum, arrivals,
         rows, vocab, round_rows, CHUNK=chunk, CHUNKS=chunks, num_warps=warps,
@@ -422,8 +489,8 @@ def _launch_softmax(logits: torch.Tensor, temperatures: torch.Tensor, out: torch
     temps = temperatures.reshape(rows)
     grid = (rows * p.chunks,)
     _softmax_partials_kernel[grid](logits, logits.stride(0), temps, part_max, part_sum, vocab, p.chunk, p.chunks,
-                                   BLOCK=c.block, EARLY_LAUNCH=p.gpu and c.early_launch, num_warps=c.warps,
-                                   enable_fp_fusion=False)
+                                   BLOCK=c.block, EARLY_LAUNCH=p.gpu and c.early_launch, GPU=p.gpu,
+                                   num_warps=c.warps, enable_fp_fusion=False)
     _softmax_normalize_kernel[grid](logits, logits.stride(0), out, out.stride(0), temps, part_max, part_sum, rows,
                                     vocab, p.chunk, p.chunks, BLOCK=c.block,
                                     CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu, num_warps=c.warps,
@@ -482,6 +549,11 @@ def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: 
     return out
 
 
+# One-level race: the row's last program combines the chunk winners in the same launch (else a second launch).
+# The two-level race keeps its separate pick launch: picking in the row's last program was slower (H200).
+ONE_LAUNCH_SAMPLING = True
+
+
 def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor) -> None:
     rows, vocab = logits.shape
     temps, seeds, pdl = temperatures.reshape(rows), seeds.reshape(rows), {}
@@ -492,20 +564,23 @@ def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torc
         pdl = {"launch_pdl": True}
     part_a = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
     part_b = torch.empty((rows, p.chunks), dtype=torch.float32 if two_level else torch.int32, device=logits.device)
+    chunks_p2 = triton.next_power_of_2(p.chunks)
     if not two_level:
+        one_launch = ONE_LAUNCH_SAMPLING
+        counters = zeroed_counters(logits.device, rows) if one_launch else part_b  # (unused with two launches)
         _sample_race_kernel[(rows * p.chunks,)](
-            logits, logits.stride(0), temps, seeds, part_a, part_b, vocab, p.chunk, p.chunks, BLOCK=c.block,
-            GPU=p.gpu, num_warps=c.warps)
-        _sample_race_combine_kernel[(rows,)](part_a, part_b, out, p.chunks,
-                                             CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu, num_warps=1,
-                                             **pdl)
+            logits, logits.stride(0), temps, seeds, part_a, part_b, counters, out, vocab, p.chunk, p.chunks,
+            BLOCK=c.block, GPU=p.gpu, COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, num_warps=c.warps)
+        if not one_launch:
+            _sample_race_combine_kernel[(rows,)](part_a, part_b, out, p.chunks, CHUNKS_P2=chunks_p2, GPU=p.gpu,
+                                                 num_warps=1, **pdl)
         return
     _softmax_partials_kernel[(rows * p.chunks,)](
         logits, logits.stride(0), temps, part_a, part_b, vocab, p.chunk, p.chunks,
-        BLOCK=c.block, EARLY_LAUNCH=False, num_warps=c.warps, enable_fp_fusion=False)
+        BLOCK=c.block, EARLY_LAUNCH=p.gpu and c.early_launch, GPU=p.gpu, num_warps=c.warps, enable_fp_fusion=False)
     _sample_pick_kernel[(rows,)](
         logits, logits.stride(0), temps, seeds, part_a, part_b, out, vocab, p.chunk, p.chunks,
-        BLOCK=min(triton.next_power_of_2(p.chunk), 4096), CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu,
+        BLOCK=min(triton.next_power_of_2(p.chunk), 4096), CHUNKS_P2=chunks_p2, GPU=p.gpu,
         num_warps=8 if p.chunk >= 2048 else 4, enable_fp_fusion=False, **pdl)
 
 

@@ -37,6 +37,34 @@ def test_matches_float64_reference(dtype, t, e, k):
         assert (weights.double()[finite] - ref_w[finite]).abs().max().item() <= 2e-6
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("e, layout", [(96, "contiguous"), (130, "contiguous"), (64, "contiguous"),
+                                       (128, "odd stride"), (128, "2-byte offset"), (33, "contiguous")])
+def test_both_kernels_agree_with_the_reference_on_every_layout(dtype, e, layout):
+    t, k = 3000, 8
+    x = logits(t, e + 1, dtype, seed=e)
+    if layout == "odd stride":          # rows 2-byte aligned only: the tile kernel
+        x = x[:, :e]
+    elif layout == "2-byte offset":     # a view starting one element in
+        x = x[:, 1:]
+    else:
+        x = x[:, :e].contiguous()
+    x[5, 3] = float("nan")
+    x[6, :] = float("-inf")
+    x[6, 2] = float("nan")
+    x[7, ::2] = -0.0
+    x[7, 1::2] = 0.0
+    scale = torch.rand(e, device="cuda") + 0.5
+    from hotfuse.kernels.gemma4_router import lanes_kernel_takes
+    assert lanes_kernel_takes(x, k) == (layout == "contiguous" and e % 2 == 0 and 32 < e <= 256)
+    weights, ids = gemma4_route(x, scale, k)
+    ref_w, ref_ids = gemma4_route_reference(x.double(), scale.double(), k)
+    assert torch.equal(ids, ref_ids.to(torch.int32))
+    finite = torch.isfinite(ref_w)
+    assert torch.equal(finite, torch.isfinite(weights))
+    assert (weights.double()[finite] - ref_w[finite]).abs().max().item() <= 2e-6
+
+
 def test_bitwise_repeatable_and_graph_capturable():
     x = logits(16384, 128, torch.bfloat16, seed=3)
     scale = torch.rand(128, device="cuda") + 0.5

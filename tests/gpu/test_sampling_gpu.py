@@ -143,3 +143,38 @@ def test_sample_all_but_one_masked_picks_it(sample_path):
     logits[torch.arange(4), torch.tensor([0, 299999, 150001, 7])] = 0.0
     tokens = temperature_sample(logits, torch.ones(4, device="cuda"), torch.arange(4, device="cuda"))
     assert tokens.tolist() == [0, 299999, 150001, 7]
+
+
+@pytest.mark.parametrize("b, v", [(16, 128256), (64, 262144), (300, 5000)])
+def test_one_launch_sampling_equals_two_launches_and_replays_in_a_graph(b, v, sample_path, monkeypatch):
+    logits, temps = inputs(b, v, torch.float32, seed=b + v)
+    seeds = torch.arange(b, device="cuda", dtype=torch.int64) * 3 + 1
+    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", False)
+    expected = temperature_sample(logits, temps, seeds)
+    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", True)
+    for _ in range(3):  # the arrival counters are reused launch after launch
+        assert torch.equal(temperature_sample(logits, temps, seeds), expected)
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        temperature_sample(logits, temps, seeds)
+    torch.cuda.current_stream().wait_stream(stream)
+    with torch.cuda.graph(graph):
+        captured = temperature_sample(logits, temps, seeds)
+    for _ in range(3):
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(captured, expected)
+    assert not sampling.zeroed_counters(logits.device, b).any()
+
+
+def test_resident_softmax_leaves_its_counters_at_zero():
+    logits, temps = inputs(64, 262144, torch.float32, seed=1)
+    assert sampling._resident_geometry(64, 262144, logits.device) is not None
+    first = temperature_softmax(logits, temps)
+    for _ in range(3):
+        assert torch.equal(temperature_softmax(logits, temps), first)
+    torch.cuda.synchronize()
+    for counters in sampling._ALL_COUNTERS:
+        assert not counters.any()

@@ -108,3 +108,41 @@ def test_nan_ranks_with_minus_infinity_and_ties_go_to_the_lowest_id(dtype):
     _, ids = gemma4_route(x, scale, 4)
     _, ref_ids = gemma4_route_reference(x, scale, 4)
     assert ids.tolist() == ref_ids.tolist() == [[9, 0, 1, 2], [0, 1, 2, 3], [0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("e, layout, lanes", [
+    (128, "contiguous", True), (96, "contiguous", True), (130, "contiguous", True), (64, "contiguous", True),
+    (256, "contiguous", True), (33, "contiguous", False), (300, "contiguous", False),
+    (128, "odd stride", False), (128, "2-byte offset", False)])
+def test_both_kernels_match_the_reference_on_every_layout(e, layout, lanes):
+    """16-bit logits in 4-byte aligned rows with 33-256 (even) experts take the sorted-lanes kernel; any other
+    layout the tile kernel. Both rank NaN as -inf, tie -0 with +0 and break ties to the lowest id."""
+    from hotfuse.kernels.gemma4_router import lanes_kernel_takes
+    x = logits_with_traps(40, e + 1, torch.float16, seed=e)
+    x[6, ::2] = -0.0
+    x[6, 1::2] = 0.0
+    x[7, :] = float("-inf")
+    x[7, [1, 4]] = float("nan")
+    x = {"contiguous": x[:, :e].contiguous(), "odd stride": x[:, :e], "2-byte offset": x[:, 1:]}[layout]
+    scale = torch.rand(e) + 0.5
+    assert lanes_kernel_takes(x, 8) == lanes
+    weights, ids = gemma4_route(x, scale, 8)
+    ref_w, ref_ids = gemma4_route_reference(x, scale, 8)
+    assert torch.equal(ids, ref_ids)
+    finite = torch.isfinite(ref_w)
+    assert torch.equal(finite, torch.isfinite(weights))
+    assert (weights[finite] - ref_w[finite]).abs().max().item() <= TOLERANCE[torch.float16]
+
+
+def test_lanes_kernel_redoes_a_program_only_when_a_nan_could_matter():
+    """Keys are first built without the NaN rule: a positive NaN would then outrank every expert. The
+    kernel must notice and redo the program, giving exactly the reference's picks."""
+    x = torch.randn(5, 128).half()
+    x[2, 17] = float("nan")                 # positive NaN pattern
+    x[3, 40] = -float("nan")                # negative NaN pattern: below -inf before the redo
+    x[3, 8:] = float("-inf")                # ...and picks reach -inf, where NaN must tie with -inf
+    scale = torch.rand(128) + 0.5
+    _, ids = gemma4_route(x, scale, 12)
+    _, ref_ids = gemma4_route_reference(x, scale, 12)
+    assert torch.equal(ids, ref_ids)
+    assert 17 not in ids[2].tolist()

@@ -137,6 +137,20 @@ def test_sample_with_tiny_temperature_is_argmax(sample_path):
     assert torch.equal(got, logits.argmax(-1))
 
 
+def test_one_launch_and_two_launches_draw_the_same_tokens_and_leave_counters_at_zero(sample_path, monkeypatch):
+    """The row's last program combining (or picking) in the same launch is the same computation as the
+    separate launch; the arrival counters it uses are zero again afterwards, so the next launch can reuse them."""
+    logits = torch.randn(5, 6000) * 3
+    temps = torch.rand(5) + 0.3
+    seeds = torch.arange(5, dtype=torch.int64) * 11
+    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", True)
+    one = [temperature_sample(logits, temps, seeds) for _ in range(2)]
+    assert not sampling.zeroed_counters(logits.device, 5).any()
+    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", False)
+    two = temperature_sample(logits, temps, seeds)
+    assert torch.equal(one[0], two) and torch.equal(one[1], two)
+
+
 class TestChiSquare:
     """Sample from fixed logits through the kernel; compare counts with the exact softmax distribution.
 
