@@ -131,7 +131,12 @@ if triton is not None:
             top_vals = top_bits.to(tl.float32, bitcast=True)
         # softmax over the K chosen logits; the first is their maximum
         first = tl.max(tl.where(in_k, top_vals, float("-inf")), axis=1)
-        p = tl.where(in_k, tl.exp(top_vals - first[:, None]), 0.0)
+        _store_routes(tl.where(in_k, tl.exp(top_vals - first[:, None]), 0.0), ids, t, in_tokens, in_k, k_cols,
+                      scale_ptr, weights_ptr, ids_ptr, TOPK)
+
+    @triton.jit
+    def _store_routes(p, ids, t, in_tokens, in_k, k_cols, scale_ptr, weights_ptr, ids_ptr, TOPK: tl.constexpr):
+        """Normalise the K exponentials of each token, times the chosen experts' scales; write weights and ids."""
         p = p / tl.sum(p, axis=1)[:, None]
         mask = in_tokens[:, None] & in_k
         scale = tl.load(scale_ptr + tl.where(mask, ids, 0), mask=mask, other=0.0).to(tl.float32)
@@ -270,12 +275,7 @@ if triton is not None:
         ids = 32 * G - 1 - (top & 0xFFFF)
         # softmax over the K picks (the first is their maximum), times the chosen experts' scales
         p = tl.where(in_k, tl.exp(_lane_value(top, IS_BF16) - _lane_value(first, IS_BF16)), 0.0)
-        p = p / tl.sum(p, axis=1)[:, None]
-        mask = in_tokens[:, None] & in_k
-        scale = tl.load(scale_ptr + tl.where(mask, ids, 0), mask=mask, other=0.0).to(tl.float32)
-        out = t.to(tl.int64)[:, None] * TOPK + lane[None, :]
-        tl.store(weights_ptr + out, p * scale, mask=mask)
-        tl.store(ids_ptr + out, ids, mask=mask)
+        _store_routes(p, ids, t, in_tokens, in_k, lane, scale_ptr, weights_ptr, ids_ptr, TOPK)
 
 
 # Geometry by token count, rows of (from this many tokens, tokens per program, warps): from H200 sweeps
