@@ -45,8 +45,9 @@ def softmax_configs():
 
 
 def sample_configs():
-    for waves, (block, warps), max_chunk in itertools.product((2, 4, 8), ((1024, 4), (2048, 8)), (1024, 2048, 4096)):
-        yield {"waves": waves, "block": block, "warps": warps, "early_launch": False, "max_chunk": max_chunk}
+    """Column race: tiles per program (the column layout itself is fixed: it decides the tokens)."""
+    for tiles in (1, 2, 3, 4, 6, 8):
+        yield {"tiles_per_program": tiles}
 
 
 def resident_configs():
@@ -61,9 +62,7 @@ def apply(cfg):
         return
     S.RESIDENT["enabled"] = False
     config = S.Config(cfg["block"], cfg["warps"], cfg["waves"], cfg["early_launch"])
-    S.SAMPLE_MAX_CHUNK = cfg.get("max_chunk", S.SAMPLE_MAX_CHUNK)
-    S.CONFIGS = {**S.CONFIGS, "softmax": ((None, config),), "sample": ((None, config),),
-                 "sample_two_level": ((None, config),)}
+    S.CONFIGS = {**S.CONFIGS, "softmax": ((None, config),)}
 
 
 def make_softmax(cfg, logits, temps, seeds):
@@ -74,57 +73,29 @@ def make_softmax(cfg, logits, temps, seeds):
 
 
 def make_sample(cfg, logits, temps, seeds):
+    out = torch.empty(logits.shape[0], dtype=torch.int64, device=logits.device)
+
     def fn():
-        apply(cfg)
-        S.temperature_sample(logits, temps, seeds)
+        S._launch_sample(logits, temps, seeds, out, cfg["tiles_per_program"])
     return fn
 
 
 def launches(out_rows):
-    """The one-level race in one launch against two, and a grid for the two-level race (tile / warps, waves,
-    largest chunk), with softmax at the defaults beside it."""
-    saved = (dict(S.CONFIGS), S.SAMPLE_TWO_LEVEL_FROM, S.ONE_LAUNCH_SAMPLING, S.SAMPLE_MAX_CHUNK)
-    grid = [(S.Config(block, warps, waves, early), max_chunk) for (block, warps), waves, max_chunk, early in
-            itertools.product(((1024, 4), (2048, 4), (2048, 8)), (8, 16, 32), (1024, 2048, 4096), (False, True))]
+    """The column race in one launch (the row's last program combines) against two, at the default plan,
+    with softmax at the defaults beside it."""
+    saved = S.ONE_LAUNCH_SAMPLING
     for b, v in SHAPES:
         logits = torch.randn(b, v, device="cuda") * 4
         temps = torch.rand(b, 1, device="cuda") + 0.5
         seeds = torch.arange(b, device="cuda", dtype=torch.int64)
-        line = []
-
-        def timed(name, fn, **extra):
-            try:
-                us = time_in_graph(fn)
-            except Exception as exc:
-                print(f"  B={b} V={v} {name}: {type(exc).__name__}: {str(exc)[:160]}", flush=True)
-                torch.cuda.synchronize()
-                return float("nan")
-            out_rows.append({"kind": name, "B": b, "V": v, "us": us, **extra})
-            return us
-
-        line.append(f"softmax {timed('softmax', lambda: S.temperature_softmax(logits, temps, out=logits)):.2f}")
-        S.SAMPLE_TWO_LEVEL_FROM = 1 << 62
+        line = [f"softmax {time_in_graph(lambda: S.temperature_softmax(logits, temps, out=logits)):.2f}"]
+        out_rows.append({"kind": "softmax", "B": b, "V": v, "us": float(line[0].split()[1])})
         for one in (True, False):
             S.ONE_LAUNCH_SAMPLING = one
-            us = timed(f"one_level_{'one' if one else 'two'}_launch", lambda: S.temperature_sample(logits, temps, seeds))
-            line.append(f"one-level {'1' if one else '2'} launch {us:.2f}")
-        S.ONE_LAUNCH_SAMPLING = saved[2]
-        S.SAMPLE_TWO_LEVEL_FROM = 0
-        us = timed("two_level_default", lambda: S.temperature_sample(logits, temps, seeds))
-        line.append(f"two-level default {us:.2f}")
-        best = None
-        for cfg, max_chunk in grid:
-            S.CONFIGS = {**saved[0], "sample_two_level": ((None, cfg),)}
-            S.SAMPLE_MAX_CHUNK = max_chunk
-            us = timed("two_level_grid", lambda: S.temperature_sample(logits, temps, seeds),
-                       block=cfg.block, warps=cfg.warps, waves=cfg.waves, max_chunk=max_chunk,
-                       early_launch=cfg.early_launch)
-            if best is None or us < best[0]:
-                best = (us, cfg, max_chunk)
-        S.CONFIGS, S.SAMPLE_TWO_LEVEL_FROM, S.ONE_LAUNCH_SAMPLING, S.SAMPLE_MAX_CHUNK = \
-            dict(saved[0]), saved[1], saved[2], saved[3]
-        line.append(f"best two-level {best[0]:.2f} ({best[1].block}/{best[1].warps}/{best[1].waves}/{best[2]}"
-                    f"{'/early' if best[1].early_launch else ''})")
+            us = time_in_graph(lambda: S.temperature_sample(logits, temps, seeds))
+            out_rows.append({"kind": f"column_race_{'one' if one else 'two'}_launch", "B": b, "V": v, "us": us})
+            line.append(f"column race, {'1' if one else '2'} launch(es) {us:.2f}")
+        S.ONE_LAUNCH_SAMPLING = saved
         print(f"B={b} V={v}: " + "; ".join(line), flush=True)
 
 

@@ -3,9 +3,9 @@
 temperature_softmax(logits [B, V], temperatures [B] or [B, 1], out=None) -> probs [B, V]
     softmax(logits / t) per row, fp32 math, output in the logits' dtype; in place when `out is logits`.
 temperature_sample(logits [B, V], temperatures, seeds [B] int64) -> token ids [B] int64
-    one sample per row from softmax(logits / t) by the Gumbel-max race (argmax of logits / t + Gumbel
-    noise), reading the logits once and never writing probabilities. Deterministic for given seeds and
-    shape (the noise of a token is keyed by its row seed and its place in the launch geometry).
+    one sample per row from softmax(logits / t) by a two-stage Gumbel-max race (columns of tokens by
+    their mass, then a token inside the winning column), reading the logits once and never writing
+    probabilities. Deterministic for given seeds: a row's token does not depend on the batch around it.
 
 Rows are split into chunks so that even one row spreads over the whole GPU. Partials are combined in a
 fixed order (no atomic reductions), so results are deterministic for a given shape.
@@ -20,12 +20,18 @@ temperature_softmax
   (Hopper grid-dependency control), which shaves launch latency.
 
 temperature_sample (exact samples of softmax(x / t); noise from Philox4x32-7 keyed by the row's seed)
-- Below 4M elements, a one-level race in one launch: every token draws Gumbel noise, each chunk keeps its
-  best (score, column), and the row's last chunk to finish (an arrival counter) picks the row's best from
-  the chunk winners in a fixed order.
-- From 4M elements, a two-level race: the softmax partial pass gives each chunk's mass; a chunk wins by
-  Gumbel-max over log masses, then a token of that chunk by Gumbel-max over its logits. Only one chunk
-  per row is re-read and draws noise.
+- A column race in one launch. A row is cut into tiles of 4096 tokens, and a tile into 512 columns of 8
+  tokens (token j of a tile sits in column j % 512). Each column races with its log-mass plus one Gumbel
+  draw, so a column wins with probability (its mass / row mass); inside the winning column a second race
+  over its 8 tokens, with 8 draws of its own, picks the token. The product of the two is exactly
+  softmax(x / t). (Those 8 draws are keyed by depth and shared by all columns of the row: only the
+  winning column's race is ever used, and the column race never sees them.) Per token that is a max, an FMA, an exponential and an add: no per-token noise, which
+  was the bulk of the work (Philox and two logarithms per token).
+- Each program takes 1-4 tiles of a row, keeps its best column, draws that column's token and publishes
+  (column score, token); the row's last program to finish (an arrival counter) picks the highest score in
+  a fixed order. The column layout and the noise counters do not depend on the batch or the launch
+  geometry: a row's token depends only on its logits, its temperature and its seed.
+- A NaN logit is never drawn: a program that meets one redoes its tiles treating NaN as masked.
 
 The partial pass keeps a running (max, sum) per lane with one exponential per element (exp(-|x - m|) is
 either the new term or the rescale of the old sum). Arrival counters live in a zeroed per-(device, stream)
@@ -124,13 +130,13 @@ class Config:
 # latency-bound and want many small programs, large ones want long programs with wide tiles.
 CONFIGS = {
     "softmax": ((1 << 23, Config(1024, 4, 4, True)), (None, Config(4096, 8, 8, False))),
-    "sample": ((1 << 20, Config(1024, 4, 2, False)), (None, Config(4096, 8, 4, False))),  # one-level race
-    "sample_two_level": ((None, Config(1024, 4, 8, True)),),
 }
-SAMPLE_TWO_LEVEL_FROM = 1 << 22  # elements; below this every token drawing noise is faster (H200 sweep)
 
-
-SAMPLE_MAX_CHUNK = 4096  # elements per chunk, two-level sampler: its pick kernel re-reads one chunk a row
+# Column race: the layout (not a tuning knob: it decides which noise a token sees) and the launch geometry.
+COLUMN_DEPTH = 8      # tokens per column
+COLUMN_LANES = 512    # columns per tile (4 warps x 32 threads x 4 adjacent columns)
+SAMPLE_WARPS = 4
+SAMPLE_MAX_TILES_PER_PROGRAM = 4  # H200 sweep (tools/tune_sampler.py): ~4 programs a multiprocessor, <= 4 tiles
 
 
 @dataclass(frozen=True)
@@ -151,16 +157,31 @@ def _multiprocessors(device: torch.device) -> int:
 
 def plan(kind: str, rows: int, vocab: int, device: torch.device) -> Plan:
     config = next(c for limit, c in CONFIGS[kind] if limit is None or rows * vocab < limit)
-    block = min(config.block, max(16, triton.next_power_of_2(max(vocab, 1))))  # Philox draws 4 values a lane
+    block = min(config.block, max(16, triton.next_power_of_2(max(vocab, 1))))
     if block != config.block:
         config = Config(block, min(config.warps, 4), config.waves, config.early_launch)
     tiles = triton.cdiv(max(vocab, 1), block)
     chunks = triton.cdiv(config.waves * _multiprocessors(device), max(rows, 1))
-    if kind == "sample_two_level":  # the pick kernel re-reads one chunk per row and draws noise for it
-        chunks = max(chunks, triton.cdiv(vocab, SAMPLE_MAX_CHUNK))
     chunks = max(1, min(tiles, chunks, 1024))
     chunk = triton.cdiv(tiles, chunks) * block
     return Plan(config, chunk, triton.cdiv(max(vocab, 1), chunk), device.type == "cuda")
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Launch geometry of the column race. Only speed depends on it, never the tokens drawn."""
+
+    tiles: int               # tiles per row
+    tiles_per_program: int
+    chunks: int              # programs per row
+
+
+def sample_plan(rows: int, vocab: int, device: torch.device, tiles_per_program: int | None = None) -> SamplePlan:
+    tiles = triton.cdiv(max(vocab, 1), COLUMN_DEPTH * COLUMN_LANES)
+    if tiles_per_program is None:  # about four programs per multiprocessor, then longer programs
+        tiles_per_program = min(SAMPLE_MAX_TILES_PER_PROGRAM, triton.cdiv(rows * tiles, 4 * _multiprocessors(device)))
+    tiles_per_program = max(1, min(tiles_per_program, tiles))
+    return SamplePlan(tiles, tiles_per_program, triton.cdiv(tiles, tiles_per_program))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -304,46 +325,102 @@ if triton is not None:
         return -_log2(e, GPU)
 
     @triton.jit
-    def _gumbel(seed, counters, GPU: tl.constexpr):
-        """Gumbel noise per counter: one Philox4x32-7 call each, its first draw used. Seven rounds pass
-        BigCrush (Salmon et al. 2011); curand's ten are a safety margin."""
-        r, _r1, _r2, _r3 = tl.randint4x(seed, counters, 7)
-        return _gumbel_from_bits(r, GPU)
+    def _higher_score_lower_index(score_a, index_a, score_b, index_b):
+        a_wins = (score_a > score_b) | ((score_a == score_b) & (index_a < index_b))
+        return tl.where(a_wins, score_a, score_b), tl.where(a_wins, index_a, index_b)
 
     @triton.jit
-    def _sample_race_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_score_ptr, part_index_ptr,
-                            counters_ptr, out_ptr, vocab, chunk, chunks, BLOCK: tl.constexpr, GPU: tl.constexpr,
-                            COMBINE_HERE: tl.constexpr, CHUNKS_P2: tl.constexpr):
-        # One-level race (small problems): every token draws noise, logits scaled to base 2 so that
-        # argmax(x log2(e) / t + G2) picks what argmax(x / t + G) would. One Philox call gives four
-        # draws, so a tile is four quarter-tiles. Per-chunk winners go to a small workspace.
-        QUARTER: tl.constexpr = BLOCK // 4
+    def _best(score, index, GPU: tl.constexpr):
+        """(highest score, lowest index among equals) of a 1-D block."""
+        if GPU:  # one pass over (score, index) pairs
+            return tl.reduce((score, index), 0, _higher_score_lower_index)
+        else:  # the interpreter runs a combine function in Python: two vectorised reductions are faster
+            top = tl.max(score, axis=0)
+            return top, tl.min(tl.where(score == top, index, 2147483647), axis=0)
+
+    @triton.jit
+    def _column_noise(seed, tile, LANES: tl.constexpr, GPU: tl.constexpr):
+        """Gumbel noise for the tile's LANES columns: one Philox4x32-7 call per four adjacent columns (seven
+        rounds pass BigCrush, Salmon et al. 2011; curand's ten are a safety margin). Counters: the column's
+        index in the row."""
+        quad = tile * (LANES // 4) + tl.arange(0, LANES // 4)
+        r0, r1, r2, r3 = tl.randint4x(seed, quad, 7)
+        bits = tl.reshape(tl.join(tl.join(r0, r2), tl.join(r1, r3)), [LANES])  # column 4q + i gets r_i
+        return _gumbel_from_bits(bits, GPU)
+
+    @triton.jit
+    def _column_tile(base, tile, vocab, scale, seed, best, best_col, DEPTH: tl.constexpr, LANES: tl.constexpr,
+                     GPU: tl.constexpr, MASKED: tl.constexpr, NAN_AS_MASKED: tl.constexpr):
+        """Race the tile's columns into the running per-lane best (score, column). A column's score is
+        log2 of its mass plus Gumbel noise; the mass is taken against the column's own maximum (FMA of the
+        exact x * scale, so the rounding of that maximum cancels out of the score). Also returns which
+        columns met a NaN (their mass is NaN unless NAN_AS_MASKED)."""
+        lane = tl.arange(0, LANES)
+        cols = tile * (DEPTH * LANES) + tl.arange(0, DEPTH)[:, None] * LANES + lane[None, :]
+        if MASKED:
+            x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
+        else:
+            x = tl.load(base + cols).to(tl.float32)
+        if NAN_AS_MASKED:
+            x = tl.where(x == x, x, float("-inf"))
+        m = tl.max(x, axis=0)
+        m_scaled = tl.where(m == float("-inf"), 0.0, m) * scale  # an all -inf column has mass 0, score -inf
+        mass = tl.sum(tl.exp2(x * scale - m_scaled[None, :]), axis=0)
+        score = m_scaled + _log2(mass, GPU) + _column_noise(seed, tile, LANES, GPU)
+        better = score > best  # strict: on ties a lane keeps its earlier column
+        return tl.where(better, score, best), tl.where(better, tile * LANES + lane, best_col), mass != mass
+
+    @triton.jit
+    def _column_tiles(base, first, last, vocab, scale, seed, DEPTH: tl.constexpr, LANES: tl.constexpr,
+                      GPU: tl.constexpr, NAN_AS_MASKED: tl.constexpr):
+        best = tl.full([LANES], float("-inf"), tl.float32)
+        best_col = tl.full([LANES], 0, tl.int32)
+        nan = tl.zeros([LANES], tl.int1)
+        full = tl.minimum(last, vocab // (DEPTH * LANES))  # whole tiles load without a mask
+        for tile in range(first, full):
+            best, best_col, n = _column_tile(base, tile, vocab, scale, seed, best, best_col, DEPTH, LANES, GPU,
+                                             False, NAN_AS_MASKED)
+            nan |= n
+        if full < last:
+            best, best_col, n = _column_tile(base, full, vocab, scale, seed, best, best_col, DEPTH, LANES, GPU,
+                                             True, NAN_AS_MASKED)
+            nan |= n
+        return best, best_col, nan
+
+    @triton.jit(do_not_specialize=["tiles_per_program", "chunks"])
+    def _sample_column_race_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_score_ptr, part_index_ptr,
+                                   counters_ptr, out_ptr, vocab, tiles, tiles_per_program, chunks,
+                                   DEPTH: tl.constexpr, LANES: tl.constexpr, GPU: tl.constexpr,
+                                   COMBINE_HERE: tl.constexpr, CHUNKS_P2: tl.constexpr):
+        # Logits are scaled to base 2 (x log2(e) / t), so log2 masses and base-2 Gumbel noise race as
+        # natural-log ones would.
         pid = tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
         scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)
         seed = tl.load(seed_ptr + row)
         base = logits_ptr + row.to(tl.int64) * row_stride
-        start = c * chunk
-        best = tl.full([QUARTER], float("-inf"), tl.float32)
-        best_idx = tl.full([QUARTER], 2147483647, tl.int32)
-        lane = tl.arange(0, QUARTER)
-        for off in range(0, chunk, BLOCK):
-            tile = (start + off) // BLOCK
-            r0, r1, r2, r3 = tl.randint4x(seed, tile * QUARTER + lane, 7)
-            for k in tl.static_range(4):
-                r = r0 if k == 0 else (r1 if k == 1 else (r2 if k == 2 else r3))
-                cols = start + off + k * QUARTER + lane
-                mask = cols < vocab
-                x = tl.load(base + cols, mask=mask, other=float("-inf")).to(tl.float32) * scale
-                score = tl.where(mask, x + _gumbel_from_bits(r, GPU), float("-inf"))
-                better = score > best  # strict: on ties a lane keeps its lower column
-                best = tl.where(better, score, best)
-                best_idx = tl.where(better, cols, best_idx)
-        top = tl.max(best, axis=0)
-        top_idx = tl.min(tl.where(best == top, best_idx, 2147483647), axis=0)
+        first = c * tiles_per_program
+        last = tl.minimum(first + tiles_per_program, tiles)
+        # The race inside the winning column draws noise per depth (counters from 2^30 up: disjoint from the
+        # column counters), the same draws in every program of the row: only the winning column's draw is
+        # ever used, and the column race never sees these draws, so that token is exact. Drawn first, off
+        # the critical path.
+        depth = tl.arange(0, DEPTH)
+        bits, _r1, _r2, _r3 = tl.randint4x(seed, depth + (1 << 30), 7)
+        token_noise = _gumbel_from_bits(bits, GPU)
+        best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, False)
+        if tl.max(nan.to(tl.int32), axis=0) > 0:  # rare: a NaN logit; redo these tiles with NaN as masked
+            best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, True)
+        top, col = _best(best, best_col, GPU)
+        # An all -inf chunk ends on its first column's first token, with score -inf.
+        tokens = (col // LANES) * (DEPTH * LANES) + depth * LANES + col % LANES
+        in_vocab = tokens < vocab
+        x = tl.load(base + tokens, mask=in_vocab, other=float("-inf")).to(tl.float32)
+        s = tl.where(in_vocab & (x == x), x * scale + token_noise, float("-inf"))
+        _s, choice = _best(s, tokens, GPU)
         tl.store(part_score_ptr + row * chunks + c, top)
-        tl.store(part_index_ptr + row * chunks + c, top_idx)
+        tl.store(part_index_ptr + row * chunks + c, choice)
         if COMBINE_HERE:  # the row's last program to finish picks the winner: no second launch
             if _last_to_arrive(counters_ptr + row, chunks):
                 _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, True)
@@ -362,7 +439,7 @@ if triton is not None:
     @triton.jit
     def _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2: tl.constexpr,
                       COHERENT: tl.constexpr):
-        # fixed-order read of the row's partial winners: the highest score, then the lowest column
+        # fixed-order read of the row's partial winners: the highest score, then the lowest token
         idx = tl.arange(0, CHUNKS_P2)
         if COHERENT:  # written by other programs of this launch: read past the L1 cache
             score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"),
@@ -383,43 +460,6 @@ if triton is not None:
         if GPU:
             tl.extra.cuda.gdc_wait()
         _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, False)
-
-    @triton.jit
-    def _sample_pick_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_max_ptr, part_sum_ptr, out_ptr,
-                            vocab, chunk, chunks, BLOCK: tl.constexpr, CHUNKS_P2: tl.constexpr, GPU: tl.constexpr):
-        # Two-level exponential race, exact: a chunk wins with probability (its mass / row mass) by
-        # Gumbel-max over log masses, then a token of that chunk by Gumbel-max over its logits / t.
-        # Only one chunk per row is re-read and only it draws per-token noise.
-        row = tl.program_id(0)
-        if GPU:
-            tl.extra.cuda.gdc_wait()
-        scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)  # natural -> base-2 logits
-        seed = tl.load(seed_ptr + row)
-        idx = tl.arange(0, CHUNKS_P2)
-        pm = tl.load(part_max_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
-        ps = tl.load(part_sum_ptr + row * chunks + idx, mask=idx < chunks, other=0.0)
-        log_mass = (pm + tl.log(ps)) * 1.4426950408889634   # -inf for empty or fully masked chunks
-        score = log_mass + _gumbel(seed, idx, GPU)
-        score = tl.where(idx < chunks, score, float("-inf"))
-        top = tl.max(score, axis=0)
-        c = tl.min(tl.where(score == top, idx, CHUNKS_P2), axis=0)
-        c = tl.minimum(c, chunks - 1)
-        base = logits_ptr + row.to(tl.int64) * row_stride
-        best = tl.full([BLOCK], float("-inf"), tl.float32)
-        best_idx = tl.full([BLOCK], 2147483647, tl.int32)
-        for off in range(0, chunk, BLOCK):
-            cols = c * chunk + off + tl.arange(0, BLOCK)
-            mask = cols < vocab
-            x = tl.load(base + cols, mask=mask, other=float("-inf")).to(tl.float32) * scale
-            s = tl.where(mask, x + _gumbel(seed, (1 << 26) + cols, GPU), float("-inf"))
-            better = s > best  # strict: on ties a lane keeps its lower column
-            best = tl.where(better, s, best)
-            best_idx = tl.where(better, cols, best_idx)
-        winner = tl.max(best, axis=0)
-        choice = tl.min(tl.where(best == winner, best_idx, 2147483647), axis=0)
-        # an all -inf row has no winner: report column 0 rather than an out-of-range id
-        choice = tl.where(choice == 2147483647, 0, choice)
-        tl.store(out_ptr + row, choice.to(tl.int64))
 
 # Resident single-launch softmax (GPU only): chunk size per program, warps, programs per multiprocessor,
 # and the problem size from which it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md).
@@ -549,39 +589,28 @@ def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: 
     return out
 
 
-# One-level race: the row's last program combines the chunk winners in the same launch (else a second launch).
-# The two-level race keeps its separate pick launch: picking in the row's last program was slower (H200).
+# The row's last program combines the chunk winners in the same launch; False: a second launch does (the
+# tests compare the two).
 ONE_LAUNCH_SAMPLING = True
 
 
-def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor) -> None:
+def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor,
+                   tiles_per_program: int | None = None) -> None:
     rows, vocab = logits.shape
-    temps, seeds, pdl = temperatures.reshape(rows), seeds.reshape(rows), {}
-    two_level = rows * vocab >= SAMPLE_TWO_LEVEL_FROM
-    p = plan("sample_two_level" if two_level else "sample", rows, vocab, logits.device)
-    c = p.config
-    if p.gpu:
-        pdl = {"launch_pdl": True}
-    part_a = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
-    part_b = torch.empty((rows, p.chunks), dtype=torch.float32 if two_level else torch.int32, device=logits.device)
+    p = sample_plan(rows, vocab, logits.device, tiles_per_program)
+    gpu = logits.device.type == "cuda"
+    part_score = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
+    part_index = torch.empty((rows, p.chunks), dtype=torch.int32, device=logits.device)
     chunks_p2 = triton.next_power_of_2(p.chunks)
-    if not two_level:
-        one_launch = ONE_LAUNCH_SAMPLING
-        counters = zeroed_counters(logits.device, rows) if one_launch else part_b  # (unused with two launches)
-        _sample_race_kernel[(rows * p.chunks,)](
-            logits, logits.stride(0), temps, seeds, part_a, part_b, counters, out, vocab, p.chunk, p.chunks,
-            BLOCK=c.block, GPU=p.gpu, COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, num_warps=c.warps)
-        if not one_launch:
-            _sample_race_combine_kernel[(rows,)](part_a, part_b, out, p.chunks, CHUNKS_P2=chunks_p2, GPU=p.gpu,
-                                                 num_warps=1, **pdl)
-        return
-    _softmax_partials_kernel[(rows * p.chunks,)](
-        logits, logits.stride(0), temps, part_a, part_b, vocab, p.chunk, p.chunks,
-        BLOCK=c.block, EARLY_LAUNCH=p.gpu and c.early_launch, GPU=p.gpu, num_warps=c.warps, enable_fp_fusion=False)
-    _sample_pick_kernel[(rows,)](
-        logits, logits.stride(0), temps, seeds, part_a, part_b, out, vocab, p.chunk, p.chunks,
-        BLOCK=min(triton.next_power_of_2(p.chunk), 4096), CHUNKS_P2=chunks_p2, GPU=p.gpu,
-        num_warps=8 if p.chunk >= 2048 else 4, enable_fp_fusion=False, **pdl)
+    one_launch = ONE_LAUNCH_SAMPLING
+    counters = zeroed_counters(logits.device, rows) if one_launch else part_index  # (unused with two launches)
+    _sample_column_race_kernel[(rows * p.chunks,)](
+        logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index, counters,
+        out, vocab, p.tiles, p.tiles_per_program, p.chunks, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=gpu,
+        COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, num_warps=SAMPLE_WARPS)
+    if not one_launch:
+        _sample_race_combine_kernel[(rows,)](part_score, part_index, out, p.chunks, CHUNKS_P2=chunks_p2, GPU=gpu,
+                                             num_warps=1, **({"launch_pdl": True} if gpu else {}))
 
 
 def warm_up(like: torch.Tensor, rows: tuple[int, ...] = (1, 3)) -> bool:
@@ -592,11 +621,17 @@ def warm_up(like: torch.Tensor, rows: tuple[int, ...] = (1, 3)) -> bool:
     """
     if like.dim() != 2 or unsupported_reason(like, torch.ones(like.shape[0], device=like.device)) is not None:
         return False
+    if like.device.type != "cuda":
+        return True  # the interpreter compiles nothing
     vocab, stride = like.shape[1], max(like.stride(0), like.shape[1])
     for n in rows:
         dummy = torch.randn(n, stride, device=like.device).to(like.dtype)[:, :vocab]
         temps = torch.ones(n, device=like.device)
         _launch_softmax(dummy, temps, dummy)
-        _launch_sample(dummy, temps, torch.zeros(n, dtype=torch.int64, device=like.device),
-                       torch.empty(n, dtype=torch.int64, device=like.device))
+        seeds = torch.zeros(n, dtype=torch.int64, device=like.device)
+        # every program length the plan can choose, so that no batch size compiles on a request
+        for tiles_per_program in sorted({sample_plan(n, vocab, like.device, t).tiles_per_program
+                                         for t in range(1, SAMPLE_MAX_TILES_PER_PROGRAM + 1)}):
+            _launch_sample(dummy, temps, seeds, torch.empty(n, dtype=torch.int64, device=like.device),
+                           tiles_per_program)
     return True
