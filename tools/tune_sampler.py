@@ -2,7 +2,8 @@
 
 Run on the device machine (see ci/gpu_run.sh for the PYTHONPATH set-up):
     python3 tools/tune_sampler.py OUT_DIR
-Writes OUT_DIR/tune_sampler.json. The chosen defaults live in hotfuse.kernels.sampling.CONFIGS.
+Writes OUT_DIR/tune_sampler.json. The chosen defaults live in hotfuse.kernels.sampling (SOFTMAX_CONFIGS,
+RESIDENT, SAMPLE_MAX_TILES_PER_PROGRAM).
 """
 
 import itertools
@@ -62,7 +63,7 @@ def apply(cfg):
         return
     S.RESIDENT["enabled"] = False
     config = S.Config(cfg["block"], cfg["warps"], cfg["waves"], cfg["early_launch"])
-    S.CONFIGS = {**S.CONFIGS, "softmax": ((None, config),)}
+    S.SOFTMAX_CONFIGS = ((None, config),)
 
 
 def make_softmax(cfg, logits, temps, seeds):

@@ -312,11 +312,12 @@ def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
     ids = torch.empty((tokens, topk), dtype=torch.int32, device=gating_output.device)
     if tokens == 0:
         return weights, ids
-    interpreted = gating_output.device.type == "cpu"  # programs run one by one there: fewer, larger ones
-    if lanes_kernel_takes(gating_output, topk):
-        block_t, warps = _geometry(LANES_GEOMETRY, tokens)
-        if interpreted:
-            block_t, warps = 16, 4
+    lanes = lanes_kernel_takes(gating_output, topk)
+    if gating_output.device.type == "cpu":  # the interpreter runs programs one by one: fewer, larger ones
+        block_t, warps = 16, 4
+    else:
+        block_t, warps = _geometry(LANES_GEOMETRY if lanes else GEOMETRY, tokens)
+    if lanes:
         padded = triton.next_power_of_2(experts)
         _gemma4_route_lanes_kernel[(triton.cdiv(tokens, block_t),)](
             gating_output, gating_output.stride(0) // 2, per_expert_scale, weights, ids, tokens, experts,
@@ -324,9 +325,6 @@ def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
             NAN_FROM=_NAN_FROM[gating_output.dtype], IS_BF16=gating_output.dtype == torch.bfloat16,
             num_warps=warps)
         return weights, ids
-    block_t, warps = _geometry(GEOMETRY, tokens)
-    if interpreted:
-        block_t, warps = 16, 4
     _gemma4_route_kernel[(triton.cdiv(tokens, block_t),)](
         gating_output, gating_output.stride(0), per_expert_scale, weights, ids, tokens, experts,
         TOPK=topk, TOPK_P2=triton.next_power_of_2(topk), BLOCK_T=block_t,

@@ -25,8 +25,9 @@ temperature_sample (exact samples of softmax(x / t); noise from Philox4x32-7 key
   draw, so a column wins with probability (its mass / row mass); inside the winning column a second race
   over its 8 tokens, with 8 draws of its own, picks the token. The product of the two is exactly
   softmax(x / t). (Those 8 draws are keyed by depth and shared by all columns of the row: only the
-  winning column's race is ever used, and the column race never sees them.) Per token that is a max, an FMA, an exponential and an add: no per-token noise, which
-  was the bulk of the work (Philox and two logarithms per token).
+  winning column's race is ever used, and the column race never sees them.) Per token that is a max, an
+  FMA, an exponential and an add: no per-token noise, which was the bulk of the work (Philox and two
+  logarithms per token).
 - Each program takes 1-4 tiles of a row, keeps its best column, draws that column's token and publishes
   (column score, token); the row's last program to finish (an arrival counter) picks the highest score in
   a fixed order. The column layout and the noise counters do not depend on the batch or the launch
@@ -128,9 +129,7 @@ class Config:
 
 # Chosen from a sweep on an H200 (tools/tune_sampler.py, figures in docs/BENCHMARKS.md): small problems are
 # latency-bound and want many small programs, large ones want long programs with wide tiles.
-CONFIGS = {
-    "softmax": ((1 << 23, Config(1024, 4, 4, True)), (None, Config(4096, 8, 8, False))),
-}
+SOFTMAX_CONFIGS = ((1 << 23, Config(1024, 4, 4, True)), (None, Config(4096, 8, 8, False)))  # (below n elements, config)
 
 # Column race: the layout (not a tuning knob: it decides which noise a token sees) and the launch geometry.
 COLUMN_DEPTH = 8      # tokens per column
@@ -155,8 +154,8 @@ def _multiprocessors(device: torch.device) -> int:
     return 4  # the interpreter: keep several chunks per row so the split path is exercised
 
 
-def plan(kind: str, rows: int, vocab: int, device: torch.device) -> Plan:
-    config = next(c for limit, c in CONFIGS[kind] if limit is None or rows * vocab < limit)
+def softmax_plan(rows: int, vocab: int, device: torch.device) -> Plan:
+    config = next(c for limit, c in SOFTMAX_CONFIGS if limit is None or rows * vocab < limit)
     block = min(config.block, max(16, triton.next_power_of_2(max(vocab, 1))))
     if block != config.block:
         config = Config(block, min(config.warps, 4), config.waves, config.early_launch)
@@ -330,11 +329,12 @@ if triton is not None:
         return tl.where(a_wins, score_a, score_b), tl.where(a_wins, index_a, index_b)
 
     @triton.jit
-    def _best(score, index, GPU: tl.constexpr):
-        """(highest score, lowest index among equals) of a 1-D block."""
-        if GPU:  # one pass over (score, index) pairs
+    def _best(score, index, ONE_PASS: tl.constexpr):
+        """(highest score, lowest index among equals) of a 1-D block: one reduction over (score, index) pairs,
+        or two vectorised ones (faster in the interpreter, which runs a combine function in Python)."""
+        if ONE_PASS:
             return tl.reduce((score, index), 0, _higher_score_lower_index)
-        else:  # the interpreter runs a combine function in Python: two vectorised reductions are faster
+        else:
             top = tl.max(score, axis=0)
             return top, tl.min(tl.where(score == top, index, 2147483647), axis=0)
 
@@ -449,8 +449,7 @@ if triton is not None:
         else:
             score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
             index = tl.load(part_index_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647)
-        top = tl.max(score, axis=0)
-        choice = tl.min(tl.where(score == top, index, 2147483647), axis=0)
+        _top, choice = _best(score, index, False)
         tl.store(out_ptr + row, choice.to(tl.int64))
 
     @triton.jit
@@ -522,7 +521,7 @@ def _launch_softmax(logits: torch.Tensor, temperatures: torch.Tensor, out: torch
         except RuntimeError as exc:  # e.g. this device cannot hold the cooperative grid: stop trying
             RESIDENT["enabled"] = False
             logger.warning("hotfuse: resident softmax unavailable here (%s); using the two-pass kernels", exc)
-    p = plan("softmax", rows, vocab, logits.device)
+    p = softmax_plan(rows, vocab, logits.device)
     c = p.config
     part_max = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
     part_sum = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
@@ -628,10 +627,10 @@ def warm_up(like: torch.Tensor, rows: tuple[int, ...] = (1, 3)) -> bool:
         dummy = torch.randn(n, stride, device=like.device).to(like.dtype)[:, :vocab]
         temps = torch.ones(n, device=like.device)
         _launch_softmax(dummy, temps, dummy)
-        seeds = torch.zeros(n, dtype=torch.int64, device=like.device)
-        # every program length the plan can choose, so that no batch size compiles on a request
-        for tiles_per_program in sorted({sample_plan(n, vocab, like.device, t).tiles_per_program
-                                         for t in range(1, SAMPLE_MAX_TILES_PER_PROGRAM + 1)}):
-            _launch_sample(dummy, temps, seeds, torch.empty(n, dtype=torch.int64, device=like.device),
-                           tiles_per_program)
+    # The sampler compiles once per program length (not per batch size): each one the plan can choose.
+    seeds = torch.zeros(1, dtype=torch.int64, device=like.device)
+    out = torch.empty(1, dtype=torch.int64, device=like.device)
+    for tiles_per_program in sorted({sample_plan(1, vocab, like.device, t).tiles_per_program
+                                     for t in range(1, SAMPLE_MAX_TILES_PER_PROGRAM + 1)}):
+        _launch_sample(dummy[:1], temps[:1], seeds, out, tiles_per_program)
     return True

@@ -38,7 +38,7 @@ def test_softmax_matches_reference(dtype, b, v):
 
 def test_softmax_several_chunks_per_row_combine_exactly():
     logits = torch.randn(2, 9000)
-    plan = sampling.plan("softmax", 2, 9000, logits.device)
+    plan = sampling.softmax_plan(2, 9000, logits.device)
     assert plan.chunks > 1, "the test must exercise the cross-chunk combine"
     got = temperature_softmax(logits, torch.ones(2))
     assert torch.allclose(got.double().sum(-1), torch.ones(2, dtype=torch.float64), atol=1e-6)
