@@ -3,7 +3,7 @@
 Run on the device machine (see ci/gpu_run.sh for the PYTHONPATH set-up):
     python3 tools/tune_sampler.py OUT_DIR
 Writes OUT_DIR/tune_sampler.json. The chosen defaults live in hotfuse.kernels.sampling (SOFTMAX_CONFIGS,
-RESIDENT, SAMPLE_MAX_TILES_PER_PROGRAM).
+NORMALIZE_BLOCK_MAX, RESIDENT, SAMPLE_MAX_TILES_PER_PROGRAM).
 """
 
 import itertools
@@ -41,8 +41,8 @@ def sweep(kind, configs, make):
 
 
 def softmax_configs():
-    for waves, early, (block, warps) in itertools.product((2, 4, 8), (False, True), ((1024, 4), (2048, 8), (4096, 8))):
-        yield {"waves": waves, "early_launch": early, "block": block, "warps": warps}
+    for waves, (block, warps), normalize in itertools.product((2, 4, 8), ((1024, 4), (2048, 8)), (1024, 4096, 8192)):
+        yield {"waves": waves, "early_launch": True, "block": block, "warps": warps, "normalize_block_max": normalize}
 
 
 def sample_configs():
@@ -58,12 +58,12 @@ def resident_configs():
 
 def apply(cfg):
     if cfg.get("resident"):
-        S.RESIDENT.update(enabled=True, shapes=((None, cfg["chunk"], cfg["warps"]),), per_sm=cfg["per_sm"],
-                          min_elements=0)
+        S.RESIDENT.update(enabled=True, chunk=cfg["chunk"], warps=cfg["warps"], per_sm=cfg["per_sm"], min_elements=0)
         return
     S.RESIDENT["enabled"] = False
     config = S.Config(cfg["block"], cfg["warps"], cfg["waves"], cfg["early_launch"])
     S.SOFTMAX_CONFIGS = ((None, config),)
+    S.NORMALIZE_BLOCK_MAX = cfg["normalize_block_max"]
 
 
 def make_softmax(cfg, logits, temps, seeds):

@@ -129,7 +129,9 @@ class Config:
 
 # Chosen from a sweep on an H200 (tools/tune_sampler.py, figures in docs/BENCHMARKS.md): small problems are
 # latency-bound and want many small programs, large ones want long programs with wide tiles.
-SOFTMAX_CONFIGS = ((1 << 23, Config(1024, 4, 4, True)), (None, Config(4096, 8, 8, False)))  # (below n elements, config)
+SOFTMAX_CONFIGS = ((1 << 22, Config(1024, 4, 4, True)), (1 << 24, Config(1024, 4, 8, True)),
+                   (None, Config(2048, 8, 8, True)))  # (below n elements, config)
+NORMALIZE_BLOCK_MAX = 8192  # the second pass reads its chunk in blocks of up to this many elements
 
 # Column race: the layout (not a tuning knob: it decides which noise a token sees) and the launch geometry.
 COLUMN_DEPTH = 8      # tokens per column
@@ -143,9 +145,11 @@ class Plan:
     """Launch geometry for one shape: a function of (rows, vocab, device) only, so results are repeatable."""
 
     config: Config
-    chunk: int        # elements per program (whole tiles)
-    chunks: int       # programs per row
-    gpu: bool         # compiled for a GPU (not the interpreter): grid-dependency control, fast log2
+    chunk: int            # elements per program (whole tiles)
+    chunks: int           # programs per row
+    gpu: bool             # compiled for a GPU (not the interpreter): grid-dependency control, fast log2
+    normalize_block: int  # elements the second pass reads at a time: a power of two dividing chunk
+    chunks_p2: int        # partials the second pass reads: the most chunks any batch size gets, to a power of two
 
 
 def _multiprocessors(device: torch.device) -> int:
@@ -163,7 +167,20 @@ def softmax_plan(rows: int, vocab: int, device: torch.device) -> Plan:
     chunks = triton.cdiv(config.waves * _multiprocessors(device), max(rows, 1))
     chunks = max(1, min(tiles, chunks, 1024))
     chunk = triton.cdiv(tiles, chunks) * block
-    return Plan(config, chunk, triton.cdiv(max(vocab, 1), chunk), device.type == "cuda")
+    most_chunks = min(tiles, config.waves * _multiprocessors(device), 1024)  # what rows = 1 gets
+    return Plan(config, chunk, triton.cdiv(max(vocab, 1), chunk), device.type == "cuda",
+                min(chunk & -chunk, NORMALIZE_BLOCK_MAX), triton.next_power_of_2(most_chunks))
+
+
+def softmax_variant(rows: int, vocab: int, device: torch.device) -> tuple:
+    """What the softmax compiles for this shape (kernel choice and compile-time constants). Row counts and
+    chunk counts are runtime arguments (never specialised), so few batch sizes need a compile of their own."""
+    resident = _resident_geometry(rows, vocab, device)
+    if resident is not None:
+        chunk, chunks, _round_rows, warps = resident
+        return ("resident", chunk, chunks, warps)
+    p = softmax_plan(rows, vocab, device)
+    return ("two_pass", p.config.block, p.config.warps, p.config.early_launch, p.normalize_block, p.chunks_p2)
 
 
 @dataclass(frozen=True)
@@ -208,7 +225,7 @@ if triton is not None:
         else:
             return tl.log2(x)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["chunks"])
     def _softmax_partials_kernel(logits_ptr, row_stride, temp_ptr, part_max_ptr, part_sum_ptr,
                                  vocab, chunk, chunks, BLOCK: tl.constexpr, EARLY_LAUNCH: tl.constexpr,
                                  GPU: tl.constexpr):
@@ -237,7 +254,7 @@ if triton is not None:
         tl.store(part_max_ptr + row * chunks + c, m_row)
         tl.store(part_sum_ptr + row * chunks + c, s_row)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["rows", "chunks"])
     def _softmax_normalize_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr,
                                   part_max_ptr, part_sum_ptr, rows, vocab, chunk, chunks,
                                   BLOCK: tl.constexpr, CHUNKS_P2: tl.constexpr, GPU: tl.constexpr):
@@ -245,26 +262,31 @@ if triton is not None:
         pid = rows * chunks - 1 - tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
+        inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
+        base = logits_ptr + row.to(tl.int64) * row_stride
+        out_base = out_ptr + row.to(tl.int64) * out_row_stride
+        start = c * chunk
+        end = tl.minimum(start + chunk, vocab)
+        cols = start + tl.arange(0, BLOCK)
+        # The first block is read before waiting for the first pass: that pass never writes the logits, and
+        # this program only writes its own chunk, after the wait. Each later block is read one ahead.
+        x = tl.load(base + cols, mask=cols < end, other=float("-inf"))
         if GPU:
             tl.extra.cuda.gdc_wait()  # launched as a programmatic dependent of the first pass
-        inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
         idx = tl.arange(0, CHUNKS_P2)
         pm = tl.load(part_max_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
         ps = tl.load(part_sum_ptr + row * chunks + idx, mask=idx < chunks, other=0.0)
         m_row = tl.max(pm, axis=0)
         total = tl.sum(ps * tl.where(pm == float("-inf"), 0.0, tl.exp(pm - m_row)), axis=0)
         inv_total = 1.0 / total
-        base = logits_ptr + row.to(tl.int64) * row_stride
-        out_base = out_ptr + row.to(tl.int64) * out_row_stride
-        start = c * chunk
-        for off in range(0, chunk, BLOCK):
-            cols = start + off + tl.arange(0, BLOCK)
-            mask = cols < vocab
-            x = tl.load(base + cols, mask=mask, other=float("-inf")).to(tl.float32) * inv_t
-            p = tl.exp(x - m_row) * inv_total
-            tl.store(out_base + cols, p.to(out_ptr.dtype.element_ty), mask=mask)
+        for _off in range(0, chunk, BLOCK):
+            next_cols = cols + BLOCK
+            x_next = tl.load(base + next_cols, mask=next_cols < end, other=float("-inf"))
+            p = tl.exp(x.to(tl.float32) * inv_t - m_row) * inv_total
+            tl.store(out_base + cols, p.to(out_ptr.dtype.element_ty), mask=cols < end)
+            x, cols = x_next, next_cols
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["rows", "ROUND_ROWS"])
     def _softmax_resident_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr, part_max_ptr,
                                  part_sum_ptr, arrivals_ptr, rows, vocab, ROUND_ROWS, CHUNK: tl.constexpr,
                                  CHUNKS: tl.constexpr):
@@ -461,10 +483,10 @@ if triton is not None:
         _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, False)
 
 # Resident single-launch softmax (GPU only): chunk size per program, warps, programs per multiprocessor,
-# and the problem size from which it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md).
-RESIDENT = {"enabled": True, "per_sm": 2, "max_vocab": 1 << 19, "min_elements": 3 << 19,
-            # (elements below which, chunk, warps): smaller problems want more, smaller programs
-            "shapes": ((1 << 21, 8192, 16), (None, 16384, 8))}
+# and the problem size from which it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md: from
+# about 25M elements, where the logits no longer stay in L2 between the two passes).
+RESIDENT = {"enabled": True, "per_sm": 2, "max_vocab": 1 << 19, "min_elements": 3 << 23, "chunk": 16384,
+            "warps": 8}
 
 
 _COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
@@ -493,7 +515,7 @@ def _resident_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int
     if not RESIDENT["enabled"] or device.type != "cuda" or vocab > RESIDENT["max_vocab"] \
             or rows * vocab < RESIDENT["min_elements"]:
         return None
-    chunk, warps = next((c, w) for limit, c, w in RESIDENT["shapes"] if limit is None or rows * vocab < limit)
+    chunk, warps = RESIDENT["chunk"], RESIDENT["warps"]
     chunks = triton.next_power_of_2(triton.cdiv(vocab, chunk))
     capacity = _multiprocessors(device) * RESIDENT["per_sm"]
     round_rows = min(rows, capacity // chunks)
@@ -531,8 +553,8 @@ def _launch_softmax(logits: torch.Tensor, temperatures: torch.Tensor, out: torch
                                    BLOCK=c.block, EARLY_LAUNCH=p.gpu and c.early_launch, GPU=p.gpu,
                                    num_warps=c.warps, enable_fp_fusion=False)
     _softmax_normalize_kernel[grid](logits, logits.stride(0), out, out.stride(0), temps, part_max, part_sum, rows,
-                                    vocab, p.chunk, p.chunks, BLOCK=c.block,
-                                    CHUNKS_P2=triton.next_power_of_2(p.chunks), GPU=p.gpu, num_warps=c.warps,
+                                    vocab, p.chunk, p.chunks, BLOCK=p.normalize_block, CHUNKS_P2=p.chunks_p2,
+                                    GPU=p.gpu, num_warps=c.warps,
                                     enable_fp_fusion=False, **({"launch_pdl": True} if p.gpu else {}))
 
 
@@ -612,25 +634,35 @@ def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torc
                                              num_warps=1, **({"launch_pdl": True} if gpu else {}))
 
 
-def warm_up(like: torch.Tensor, rows: tuple[int, ...] = (1, 3)) -> bool:
-    """Compile both kernels for logits shaped like `like` (dtype, vocabulary, row stride), uncounted.
+def _compile_rows(rows: int, vocab: int, stride: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A [rows, vocab] tensor whose rows overlap, for compiling only: one row of memory, and a row stride that
+    Triton specialises as it does `stride` (multiple of 16 or not)."""
+    step = 0 if stride % 16 == 0 else 16 + stride % 16
+    storage = torch.zeros(step * rows + vocab, dtype=dtype, device=device)
+    return storage.as_strided((rows, vocab), (step, 1))
 
-    Engines call this during their start-up so that no request pays for Triton's compilation. Returns
-    False when the kernels would not take such logits anyway.
+
+def warm_up(like: torch.Tensor, max_rows: int = 4096) -> bool:
+    """Compile every kernel variant that batches of 1..max_rows rows shaped like `like` (dtype, vocabulary, row
+    stride) will use, uncounted. Engines call this during their start-up so that no request pays for Triton's
+    compilation. Returns False when the kernels would not take such logits anyway.
     """
     if like.dim() != 2 or unsupported_reason(like, torch.ones(like.shape[0], device=like.device)) is not None:
         return False
     if like.device.type != "cuda":
         return True  # the interpreter compiles nothing
-    vocab, stride = like.shape[1], max(like.stride(0), like.shape[1])
-    for n in rows:
-        dummy = torch.randn(n, stride, device=like.device).to(like.dtype)[:, :vocab]
-        temps = torch.ones(n, device=like.device)
-        _launch_softmax(dummy, temps, dummy)
+    vocab, stride, device = like.shape[1], max(like.stride(0), like.shape[1]), like.device
+    first_rows = {}  # softmax variant -> the first batch size that uses it
+    for rows in range(1, max_rows + 1):
+        first_rows.setdefault(softmax_variant(rows, vocab, device), rows)
+    for rows in first_rows.values():
+        dummy = _compile_rows(rows, vocab, stride, like.dtype, device)
+        _launch_softmax(dummy, torch.ones(rows, device=device), dummy)
     # The sampler compiles once per program length (not per batch size): each one the plan can choose.
-    seeds = torch.zeros(1, dtype=torch.int64, device=like.device)
-    out = torch.empty(1, dtype=torch.int64, device=like.device)
-    for tiles_per_program in sorted({sample_plan(1, vocab, like.device, t).tiles_per_program
+    dummy = _compile_rows(1, vocab, stride, like.dtype, device)
+    seeds = torch.zeros(1, dtype=torch.int64, device=device)
+    out = torch.empty(1, dtype=torch.int64, device=device)
+    for tiles_per_program in sorted({sample_plan(1, vocab, device, t).tiles_per_program
                                      for t in range(1, SAMPLE_MAX_TILES_PER_PROGRAM + 1)}):
-        _launch_sample(dummy[:1], temps[:1], seeds, out, tiles_per_program)
+        _launch_sample(dummy, torch.ones(1, device=device), seeds, out, tiles_per_program)
     return True

@@ -197,11 +197,37 @@ def test_half_precision_logits_draw_what_their_fp32_values_draw(dtype):
 
 
 def test_resident_softmax_leaves_its_counters_at_zero():
-    logits, temps = inputs(64, 262144, torch.float32, seed=1)
-    assert sampling._resident_geometry(64, 262144, logits.device) is not None
+    logits, temps = inputs(128, 262144, torch.float32, seed=1)
+    assert sampling._resident_geometry(128, 262144, logits.device) is not None
     first = temperature_softmax(logits, temps)
     for _ in range(3):
         assert torch.equal(temperature_softmax(logits, temps), first)
     torch.cuda.synchronize()
     for counters in sampling._ALL_COUNTERS:
         assert not counters.any()
+
+
+def test_warm_up_leaves_nothing_to_compile_for_any_batch_size(monkeypatch):
+    """After warm_up, no batch size up to max_rows makes Triton compile (or load) a kernel on a request."""
+    import triton
+
+    compiled = []
+
+    def hook(*args, **kwargs):
+        compiled.append(kwargs.get("repr", args))
+        return False  # go on compiling
+
+    monkeypatch.setattr(triton.knobs.runtime, "jit_cache_hook", hook)
+    # A row stride that is not a multiple of 16 over a vocabulary this wide: no other test compiled these variants.
+    vocab = 151_937
+    temperature_softmax(torch.randn(4, vocab, device="cuda").half(), torch.ones(4, device="cuda"))
+    assert compiled, "the hook sees compiles"
+    assert sampling.warm_up(torch.empty(2, vocab, device="cuda", dtype=torch.bfloat16), max_rows=512)
+    compiled.clear()
+    for b in (1, 2, 3, 7, 16, 31, 64, 100, 128, 255, 256, 512):
+        logits = torch.randn(b, vocab, device="cuda").to(torch.bfloat16)
+        temps = torch.rand(b, device="cuda") + 0.5
+        temperature_sample(logits, temps, torch.arange(b, device="cuda"))
+        temperature_softmax(logits, temps, out=logits)
+    torch.cuda.synchronize()
+    assert compiled == []
