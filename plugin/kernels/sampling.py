@@ -164,10 +164,10 @@ def softmax_plan(rows: int, vocab: int, device: torch.device) -> Plan:
     if block != config.block:
         config = Config(block, min(config.warps, 4), config.waves, config.early_launch)
     tiles = triton.cdiv(max(vocab, 1), block)
-    chunks = triton.cdiv(config.waves * _multiprocessors(device), max(rows, 1))
-    chunks = max(1, min(tiles, chunks, 1024))
+    programs = config.waves * _multiprocessors(device)  # aimed at, over all rows
+    most_chunks = min(tiles, programs, 1024)  # per row, what rows = 1 gets
+    chunks = max(1, min(most_chunks, triton.cdiv(programs, max(rows, 1))))
     chunk = triton.cdiv(tiles, chunks) * block
-    most_chunks = min(tiles, config.waves * _multiprocessors(device), 1024)  # what rows = 1 gets
     return Plan(config, chunk, triton.cdiv(max(vocab, 1), chunk), device.type == "cuda",
                 min(chunk & -chunk, NORMALIZE_BLOCK_MAX), triton.next_power_of_2(most_chunks))
 
@@ -510,7 +510,7 @@ def zeroed_counters(device: torch.device, n: int) -> torch.Tensor:
     return counters
 
 
-def _resident_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int, int, int] | None:
+def _resident_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int, int, int, int] | None:
     """(chunk, chunks per row, rows per round, warps) for the resident kernel, or None when it does not apply."""
     if not RESIDENT["enabled"] or device.type != "cuda" or vocab > RESIDENT["max_vocab"] \
             or rows * vocab < RESIDENT["min_elements"]:
