@@ -3,14 +3,16 @@
 Run on the device machine (see ci/gpu_run.sh for the PYTHONPATH set-up):
     python3 tools/tune_sampler.py OUT_DIR
 Writes OUT_DIR/tune_sampler.json. The chosen defaults live in hotfuse.kernels.sampling (SOFTMAX_CONFIGS,
-NORMALIZE_BLOCK_MAX, RESIDENT, SAMPLE_MAX_TILES_PER_PROGRAM).
+NORMALIZE_BLOCK_MAX, CLUSTER, SAMPLE_MAX_TILES_PER_PROGRAM).
 """
 
 import itertools
 import json
 import sys
+import time
 
 import torch
+import triton
 
 from hotfuse.bench import time_in_graph
 from hotfuse.kernels import sampling as S
@@ -51,16 +53,8 @@ def sample_configs():
         yield {"tiles_per_program": tiles}
 
 
-def resident_configs():
-    for chunk, warps, per_sm in itertools.product((4096, 8192, 16384), (4, 8, 16), (1, 2, 4)):
-        yield {"resident": True, "chunk": chunk, "warps": warps, "per_sm": per_sm}
-
-
 def apply(cfg):
-    if cfg.get("resident"):
-        S.RESIDENT.update(enabled=True, chunk=cfg["chunk"], warps=cfg["warps"], per_sm=cfg["per_sm"], min_elements=0)
-        return
-    S.RESIDENT["enabled"] = False
+    S.CLUSTER["enabled"] = False  # the two-pass kernels at every shape
     config = S.Config(cfg["block"], cfg["warps"], cfg["waves"], cfg["early_launch"])
     S.SOFTMAX_CONFIGS = ((None, config),)
     S.NORMALIZE_BLOCK_MAX = cfg["normalize_block_max"]
@@ -79,6 +73,36 @@ def make_sample(cfg, logits, temps, seeds):
     def fn():
         S._launch_sample(logits, temps, seeds, out, cfg["tiles_per_program"])
     return fn
+
+
+CLUSTER_GRID = [(b, v) for v in (32000, 65536, 128256, 151936, 262144, 524288)
+                for b in (1, 2, 4, 8, 16, 32, 64, 128, 256) if b * v <= 1 << 26]
+
+
+def cluster(out_rows):
+    """The cluster kernel (at every batch size, both warp counts) against the two-pass kernels (at their defaults)
+    over more vocabularies than the bench's: where CLUSTER's thresholds come from."""
+    plan = dict(S.CLUSTER)
+    geometry = S._cluster_geometry
+    for b, v in CLUSTER_GRID:
+        logits = torch.randn(b, v, device="cuda") * 4
+        temps = torch.rand(b, 1, device="cuda") + 0.5
+        S.CLUSTER.update(plan, enabled=False)
+        line = [f"two-pass {time_in_graph(lambda: S.temperature_softmax(logits, temps, out=logits)):.2f}"]
+        out_rows.append({"kind": "two_pass", "B": b, "V": v, "us": float(line[0].split()[1])})
+        for warps in (8, 16):
+            S.CLUSTER.update(plan, enabled=True, short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0)
+            S._cluster_geometry = lambda r, vv, d, w=warps: (lambda g: g and g[:2] + (w,))(geometry(r, vv, d))
+            if S._cluster_geometry(b, v, logits.device) is None:
+                continue
+            us = time_in_graph(lambda: S.temperature_softmax(logits, temps, out=logits))
+            if not S.CLUSTER["enabled"]:
+                raise RuntimeError("the cluster kernel fell back to the two-pass kernels")
+            out_rows.append({"kind": "cluster", "B": b, "V": v, "warps": warps, "us": us})
+            line.append(f"cluster, {warps} warps {us:.2f}")
+        S._cluster_geometry = geometry
+        S.CLUSTER.update(plan)
+        print(f"B={b} V={v}: " + "; ".join(line), flush=True)
 
 
 def launches(out_rows):
@@ -102,15 +126,16 @@ def launches(out_rows):
 
 if __name__ == "__main__":
     out = sys.argv[1]
-    which = sys.argv[2:] or ["resident", "softmax", "sample"]
+    which = sys.argv[2:] or ["cluster", "softmax", "sample"]
     rows = []
     if "launches" in which:
         launches(rows)
-    if "resident" in which:
-        rows += sweep("resident", list(resident_configs()), make_softmax)
+    if "cluster" in which:
+        cluster(rows)
     if "softmax" in which:
         rows += sweep("softmax", list(softmax_configs()), make_softmax)
     if "sample" in which:
         rows += sweep("sample", list(sample_configs()), make_sample)
     with open(f"{out}/tune_sampler.json", "w") as fh:
-        json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, fh)
+        json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, fh, indent=1)

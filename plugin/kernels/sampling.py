@@ -11,13 +11,16 @@ Rows are split into chunks so that even one row spreads over the whole GPU. Part
 fixed order (no atomic reductions), so results are deterministic for a given shape.
 
 temperature_softmax
-- GPU, from 1.5M elements: one cooperative launch. Each program keeps its chunk of a row in registers,
-  publishes the chunk's (max, sum), waits on an arrival counter until the whole row has published, then
-  writes its probabilities: every element is read once and written once.
-- Otherwise (and in the interpreter): two launches. The first reduces each chunk to (max, sum of
-  exponentials); the second combines a row's partials, re-reads its chunk (walking backwards, so its
-  first reads hit what the first pass left in L2) and writes. It is a programmatic dependent of the first
-  (Hopper grid-dependency control), which shaves launch latency.
+- One launch, one thread-block cluster of 16 CTAs per row (Hopper and later), when the batch fills the chip:
+  vocabularies of 16384-131072 tokens from 4 rows; up to 524288 tokens from 64 rows and 16M elements. Each
+  CTA keeps its span of the row in registers and publishes the span's (max, sum); a hardware cluster barrier
+  orders those stores before every CTA reads them all back in a fixed order; then each CTA writes its
+  probabilities. Every element is read once and written once, and no cluster waits on another.
+- Otherwise: two launches. The first reduces each chunk to (max, sum of exponentials); the second combines a
+  row's partials, re-reads its chunk (walking backwards, so its first reads hit what the first pass left in
+  L2) and writes. It is a programmatic dependent of the first (Hopper grid-dependency control), which shaves
+  launch latency.
+The interpreter follows the same plan (a cluster is then one program), so CPU tests run both kernels.
 
 temperature_sample (exact samples of softmax(x / t); noise from Philox4x32-7 keyed by the row's seed)
 - A column race in one launch. A row is cut into tiles of 4096 tokens, and a tile into 512 columns of 8
@@ -175,10 +178,9 @@ def softmax_plan(rows: int, vocab: int, device: torch.device) -> Plan:
 def softmax_variant(rows: int, vocab: int, device: torch.device) -> tuple:
     """What the softmax compiles for this shape (kernel choice and compile-time constants). Row counts and
     chunk counts are runtime arguments (never specialised), so few batch sizes need a compile of their own."""
-    resident = _resident_geometry(rows, vocab, device)
-    if resident is not None:
-        chunk, chunks, _round_rows, warps = resident
-        return ("resident", chunk, chunks, warps)
+    cluster = _cluster_geometry(rows, vocab, device)
+    if cluster is not None:
+        return ("cluster",) + cluster
     p = softmax_plan(rows, vocab, device)
     return ("two_pass", p.config.block, p.config.warps, p.config.early_launch, p.normalize_block, p.chunks_p2)
 
@@ -286,52 +288,48 @@ if triton is not None:
             tl.store(out_base + cols, p.to(out_ptr.dtype.element_ty), mask=cols < end)
             x, cols = x_next, next_cols
 
-    @triton.jit(do_not_specialize=["rows", "ROUND_ROWS"])
-    def _softmax_resident_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr, part_max_ptr,
-                                 part_sum_ptr, arrivals_ptr, rows, vocab, ROUND_ROWS, CHUNK: tl.constexpr,
-                                 CHUNKS: tl.constexpr):
-        # One launch, every program resident at once (cooperative launch): a program keeps its chunk of a
-        # row in registers, publishes the chunk's (max, sum), waits until every chunk of that row has
-        # published (an arrival counter; the reduction itself is a fixed-order read of the partials, so
-        # results are deterministic), then writes its chunk of probabilities. Each element is read once
-        # and written once. Rows are processed ROUND_ROWS at a time; partials are double-buffered by
-        # round parity, so a fast program cannot overwrite what a slow one has yet to read. The counters come
-        # from a zeroed workspace and are zero again when the kernel ends (no memset launch per call).
-        pid = tl.program_id(0)
-        slot = pid // CHUNKS
-        c = pid % CHUNKS
-        cols = c * CHUNK + tl.arange(0, CHUNK)
-        in_vocab = cols < vocab
-        idx = tl.arange(0, CHUNKS)
-        for rnd in range(0, tl.cdiv(rows, ROUND_ROWS)):
-            row = rnd * ROUND_ROWS + slot
-            active = row < rows
-            safe_row = tl.where(active, row, 0)
-            inv_t = 1.0 / tl.load(temp_ptr + safe_row).to(tl.float32)
-            x = tl.load(logits_ptr + safe_row.to(tl.int64) * row_stride + cols, mask=in_vocab & active,
-                        other=float("-inf")).to(tl.float32) * inv_t
-            m = tl.max(x, axis=0)
-            s = tl.sum(tl.where(m == float("-inf"), 0.0, tl.exp(x - m)), axis=0)
-            base = ((rnd % 2) * ROUND_ROWS + slot) * CHUNKS
-            tl.store(part_max_ptr + base + c, m)
-            tl.store(part_sum_ptr + base + c, s)
-            target = (rnd + 1) * CHUNKS
-            tl.debug_barrier()  # every thread's partial store happens before this program's arrival
-            arrived = tl.atomic_add(arrivals_ptr + slot, 1, sem="release", scope="gpu") + 1
-            while arrived < target:
-                arrived = tl.atomic_add(arrivals_ptr + slot, 0, sem="acquire", scope="gpu")
-            tl.debug_barrier()
-            pm = tl.load(part_max_ptr + base + idx, cache_modifier=".cg")
-            ps = tl.load(part_sum_ptr + base + idx, cache_modifier=".cg")
-            m_row = tl.max(pm, axis=0)
-            total = tl.sum(ps * tl.where(pm == float("-inf"), 0.0, tl.exp(pm - m_row)), axis=0)
-            p = tl.exp(x - m_row) * (1.0 / total)
-            tl.store(out_ptr + safe_row.to(tl.int64) * out_row_stride + cols, p.to(out_ptr.dtype.element_ty),
-                     mask=in_vocab & active)
-        # Leave the counters as found (zero) for the next launch: the slot's last program to depart resets
-        # them; by then every program of the slot has passed its last wait.
-        if _last_to_arrive(arrivals_ptr + ROUND_ROWS + slot, CHUNKS):
-            tl.store(arrivals_ptr + slot, 0)
+    @triton.jit
+    def _cluster_barrier(token):
+        """Every thread of every CTA of this thread-block cluster meets here. Stores before it are visible to loads
+        after it (release / acquire at cluster scope). Returns `token` unchanged, for addresses read after it."""
+        return tl.inline_asm_elementwise(
+            "barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;\n\tmov.b32 $0, $1;",
+            "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+
+    @triton.jit
+    def _softmax_cluster_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr, part_ptr, vocab,
+                                CTAS: tl.constexpr, SPAN: tl.constexpr, GPU: tl.constexpr):
+        # One program per row, run by a thread-block cluster of CTAS CTAs (Hopper, launched with num_ctas=CTAS):
+        # Triton lays the [CTAS, SPAN] tile out one span per CTA, so the row sits in the cluster's registers.
+        # Each span publishes its (max, sum); a hardware cluster barrier (no atomics, no waiting on other
+        # clusters) orders those stores before every span reads all of them back in a fixed order; then each
+        # span writes its probabilities. Every element is read once and written once, in one launch. (The
+        # interpreter runs the whole tile as one program: no barrier needed.)
+        row = tl.program_id(0)
+        inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
+        span = tl.arange(0, CTAS)
+        cols = span[:, None] * SPAN + tl.arange(0, SPAN)[None, :]
+        x = tl.load(logits_ptr + row.to(tl.int64) * row_stride + cols, mask=cols < vocab,
+                    other=float("-inf")).to(tl.float32) * inv_t
+        m = tl.max(x, axis=1)
+        e = _exp(x - tl.where(m == float("-inf"), 0.0, m)[:, None], GPU)  # an all -inf span: e = 0, no inf - inf
+        s = tl.sum(e, axis=1)
+        part = part_ptr + row * (2 * CTAS)
+        tl.store(part + span, m)
+        tl.store(part + CTAS + span, s)
+        if GPU:
+            after = _cluster_barrier(row) - row  # 0, known only once the barrier has passed
+        else:
+            after = 0
+        every = tl.arange(0, CTAS)[None, :] + 0 * span[:, None] + after  # each span reads all CTAS partials
+        pm = tl.load(part + every, cache_modifier=".cg")
+        ps = tl.load(part + CTAS + every, cache_modifier=".cg")
+        m_row = tl.max(pm, axis=1)
+        total = tl.sum(ps * tl.where(pm == float("-inf"), 0.0, _exp(pm - m_row[:, None], GPU)), axis=1)
+        # 0 / 0 = NaN when the whole row is -inf, as torch gives
+        scale = tl.where(m == float("-inf"), 0.0, _exp(m - m_row, GPU)) / total
+        tl.store(out_ptr + row.to(tl.int64) * out_row_stride + cols,
+                 (e * scale[:, None]).to(out_ptr.dtype.element_ty), mask=cols < vocab)
 
     @triton.jit
     def _gumbel_from_bits(r, GPU: tl.constexpr):
@@ -482,11 +480,12 @@ if triton is not None:
             tl.extra.cuda.gdc_wait()
         _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, False)
 
-# Resident single-launch softmax (GPU only): chunk size per program, warps, programs per multiprocessor,
-# and the problem size from which it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md: from
-# about 25M elements, where the logits no longer stay in L2 between the two passes).
-RESIDENT = {"enabled": True, "per_sm": 2, "max_vocab": 1 << 19, "min_elements": 3 << 23, "chunk": 16384,
-            "warps": 8}
+# Cluster softmax (Hopper and later): CTAs per row (16 is a non-portable cluster size, which Hopper allows), the
+# spans a CTA holds in registers, and where it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md): spans
+# up to short_span from short_span_min_rows rows; longer spans from long_span_min_rows rows and
+# long_span_min_elements elements.
+CLUSTER = {"enabled": True, "ctas": 16, "min_span": 1 << 10, "max_span": 1 << 15, "short_span": 1 << 13,
+           "short_span_min_rows": 4, "long_span_min_rows": 64, "long_span_min_elements": 1 << 24}
 
 
 _COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
@@ -510,39 +509,44 @@ def zeroed_counters(device: torch.device, n: int) -> torch.Tensor:
     return counters
 
 
-def _resident_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int, int, int, int] | None:
-    """(chunk, chunks per row, rows per round, warps) for the resident kernel, or None when it does not apply."""
-    if not RESIDENT["enabled"] or device.type != "cuda" or vocab > RESIDENT["max_vocab"] \
-            or rows * vocab < RESIDENT["min_elements"]:
+def _cluster_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int, int, int] | None:
+    """(CTAs per row, span per CTA, warps) for the cluster kernel, or None when it does not apply."""
+    if not CLUSTER["enabled"] or device.type not in ("cuda", "cpu"):
         return None
-    chunk, warps = RESIDENT["chunk"], RESIDENT["warps"]
-    chunks = triton.next_power_of_2(triton.cdiv(vocab, chunk))
-    capacity = _multiprocessors(device) * RESIDENT["per_sm"]
-    round_rows = min(rows, capacity // chunks)
-    return (chunk, chunks, round_rows, warps) if round_rows >= 1 else None
+    if device.type == "cuda" and (torch.version.hip or torch.cuda.get_device_capability(device)[0] < 9):
+        return None  # thread-block clusters (and the PTX barrier) are NVIDIA's, from Hopper on
+    ctas = CLUSTER["ctas"]
+    span = triton.next_power_of_2(triton.cdiv(max(vocab, 1), ctas))
+    if not CLUSTER["min_span"] <= span <= CLUSTER["max_span"]:
+        return None
+    if span <= CLUSTER["short_span"]:
+        if rows < CLUSTER["short_span_min_rows"]:
+            return None
+    elif rows < CLUSTER["long_span_min_rows"] or rows * vocab < CLUSTER["long_span_min_elements"]:
+        return None
+    return ctas, span, (8 if span <= 1 << 14 else 16)
 
 
-def _launch_softmax_resident(logits, temperatures, out, chunk, chunks, round_rows, warps) -> None:
+def _launch_softmax_cluster(logits, temperatures, out, ctas, span, warps) -> None:
     rows, vocab = logits.shape
-    part_max = torch.empty((2, round_rows, chunks), dtype=torch.float32, device=logits.device)
-    part_sum = torch.empty((2, round_rows, chunks), dtype=torch.float32, device=logits.device)
-    arrivals = zeroed_counters(logits.device, 2 * round_rows)  # arrivals, then departures, per slot
-    _softmax_resident_kernel[(round_rows * chunks,)](
-        logits, logits.stride(0), out, out.stride(0), temperatures.reshape(rows), part_max, part_sum, arrivals,
-        rows, vocab, round_rows, CHUNK=chunk, CHUNKS=chunks, num_warps=warps,
-        launch_cooperative_grid=True, enable_fp_fusion=False)
+    part = torch.empty((rows, 2, ctas), dtype=torch.float32, device=logits.device)
+    gpu = logits.device.type == "cuda"
+    _softmax_cluster_kernel[(rows,)](logits, logits.stride(0), out, out.stride(0), temperatures.reshape(rows), part,
+                                     vocab, CTAS=ctas, SPAN=span, GPU=gpu, num_warps=warps,
+                                     **({"num_ctas": ctas} if gpu else {}), enable_fp_fusion=False)
 
 
 def _launch_softmax(logits: torch.Tensor, temperatures: torch.Tensor, out: torch.Tensor) -> None:
     rows, vocab = logits.shape
-    resident = _resident_geometry(rows, vocab, logits.device)
-    if resident is not None:
+    cluster = _cluster_geometry(rows, vocab, logits.device)
+    if cluster is not None:
         try:
-            _launch_softmax_resident(logits, temperatures, out, *resident)
+            _launch_softmax_cluster(logits, temperatures, out, *cluster)
             return
-        except RuntimeError as exc:  # e.g. this device cannot hold the cooperative grid: stop trying
-            RESIDENT["enabled"] = False
-            logger.warning("hotfuse: resident softmax unavailable here (%s); using the two-pass kernels", exc)
+        except Exception as exc:  # e.g. a Triton that cannot compile it, or a partition too small for the cluster
+            CLUSTER["enabled"] = False
+            logger.warning("hotfuse: cluster softmax unavailable here (%s: %s); using the two-pass kernels",
+                           type(exc).__name__, str(exc).splitlines()[-1] if str(exc) else "")
     p = softmax_plan(rows, vocab, logits.device)
     c = p.config
     part_max = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)

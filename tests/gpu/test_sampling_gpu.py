@@ -6,6 +6,7 @@ import torch
 from hotfuse import counters
 from hotfuse.kernels import sampling
 from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
+from kernels.test_sampling import PLAN
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (device machine only)")]
@@ -21,15 +22,20 @@ def allowed_error(logits, temps, ref):
     torch_err = (torch.softmax(logits.float() / t, dim=-1).to(logits.dtype).double() - ref).abs().max().item()
     return max(TOLERANCE[logits.dtype], 2 * torch_err)
 SHAPES = [(1, 128256), (4, 262144), (16, 128256), (64, 32000), (256, 4099), (3, 1), (7, 1000), (0, 128),
-          (300, 262144), (33, 600000)]
+          (300, 262144), (33, 600000), (5, 524288)]
 
 
-@pytest.fixture(params=["resident", "two_pass"])
+@pytest.fixture(params=["cluster", "two_pass"])
 def softmax_path(request, monkeypatch):
-    """Run each softmax test through both kernels: the resident single launch and the two-pass split."""
-    monkeypatch.setitem(sampling.RESIDENT, "enabled", request.param == "resident")
-    monkeypatch.setitem(sampling.RESIDENT, "min_elements", 0)  # every shape, not only the large ones
-    return request.param
+    """Run each softmax test through both kernels: the cluster single launch (at every batch size, not only where
+    the plan picks it; vocabularies outside its spans still take the two-pass kernels) and the two-pass split."""
+    cluster = request.param == "cluster"
+    monkeypatch.setitem(sampling.CLUSTER, "enabled", cluster)
+    monkeypatch.setitem(sampling.CLUSTER, "short_span_min_rows", 1)
+    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_rows", 1)
+    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_elements", 0)
+    yield request.param
+    assert sampling.CLUSTER["enabled"] == cluster, "the cluster kernel failed and fell back to the two-pass kernels"
 
 
 def inputs(b, v, dtype, seed):
@@ -196,15 +202,13 @@ def test_half_precision_logits_draw_what_their_fp32_values_draw(dtype):
     assert torch.equal(temperature_sample(logits, temps, seeds), temperature_sample(logits.float(), temps, seeds))
 
 
-def test_resident_softmax_leaves_its_counters_at_zero():
-    logits, temps = inputs(128, 262144, torch.float32, seed=1)
-    assert sampling._resident_geometry(128, 262144, logits.device) is not None
-    first = temperature_softmax(logits, temps)
-    for _ in range(3):
-        assert torch.equal(temperature_softmax(logits, temps), first)
-    torch.cuda.synchronize()
-    for counters in sampling._ALL_COUNTERS:
-        assert not counters.any()
+def test_the_plan_takes_the_cluster_kernel_where_it_wins_and_it_runs_here():
+    device = torch.device("cuda")
+    assert {shape: sampling.softmax_variant(*shape, device)[0] for shape in PLAN} == PLAN
+    logits, temps = inputs(64, 262144, torch.float32, seed=2)
+    ref = torch.softmax(logits.double() / temps.double()[:, None], dim=-1)
+    assert (temperature_softmax(logits, temps).double() - ref).abs().max().item() <= TOLERANCE[torch.float32]
+    assert sampling.CLUSTER["enabled"], "the cluster kernel failed here and fell back"
 
 
 def test_warm_up_leaves_nothing_to_compile_for_any_batch_size(monkeypatch):

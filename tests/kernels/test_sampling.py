@@ -23,11 +23,30 @@ def reference(logits, temps):
     return torch.softmax(logits.double() / temps.double().reshape(-1, 1), dim=-1)
 
 
+@pytest.fixture(params=["cluster", "two_pass"])
+def softmax_kernel(request, monkeypatch):
+    """Run a softmax test through both kernels: the cluster kernel (here at every shape: the interpreter runs a
+    cluster as one program) and the two-pass split."""
+    cluster = request.param == "cluster"
+    monkeypatch.setitem(sampling.CLUSTER, "enabled", cluster)
+    monkeypatch.setitem(sampling.CLUSTER, "min_span", 1)
+    monkeypatch.setitem(sampling.CLUSTER, "short_span_min_rows", 1)
+    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_rows", 1)
+    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_elements", 0)
+    yield request.param
+    assert sampling.CLUSTER["enabled"] == cluster, "the cluster kernel failed and fell back"
+
+
+def runs(kernel, logits):
+    return sampling.softmax_variant(*logits.shape, logits.device)[0] == kernel
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("b, v", [(1, 1), (1, 4099), (3, 20000), (5, 257), (2, 70001)])
-def test_softmax_matches_reference(dtype, b, v):
+def test_softmax_matches_reference(dtype, b, v, softmax_kernel):
     g = torch.Generator().manual_seed(b * 1000 + v)
     logits = (torch.randn(b, v, generator=g) * 6).to(dtype)
+    assert runs(softmax_kernel, logits)
     temps = torch.rand(b, 1, generator=g) * 2 + 0.05
     out = torch.full_like(logits, float("nan"))  # poisoned: every element must be written
     got = temperature_softmax(logits, temps, out=out)
@@ -44,8 +63,9 @@ def test_softmax_several_chunks_per_row_combine_exactly():
     assert torch.allclose(got.double().sum(-1), torch.ones(2, dtype=torch.float64), atol=1e-6)
 
 
-def test_masked_vocabulary_and_all_masked_rows():
+def test_masked_vocabulary_and_all_masked_rows(softmax_kernel):
     logits = torch.randn(3, 5000)
+    assert runs(softmax_kernel, logits)
     logits[0, :4000] = float("-inf")      # most of the vocabulary masked
     logits[1, 1234] = 50.0               # one dominant logit
     logits[2, :] = float("-inf")          # nothing left: torch gives NaN, so must we
@@ -58,8 +78,9 @@ def test_masked_vocabulary_and_all_masked_rows():
 
 
 @pytest.mark.parametrize("temperature", [1e-4, 1e-2, 1.0, 100.0, 1e4])
-def test_tiny_and_huge_temperatures(temperature):
+def test_tiny_and_huge_temperatures(temperature, softmax_kernel):
     logits = torch.randn(2, 3000, generator=torch.Generator().manual_seed(30)) * 10
+    assert runs(softmax_kernel, logits)
     temps = torch.full((2,), temperature)
     got = temperature_softmax(logits, temps)
     ref = reference(logits, temps)
@@ -69,12 +90,57 @@ def test_tiny_and_huge_temperatures(temperature):
     assert (got.double() - ref).abs().max().item() <= max(1e-6, 2 * torch_error)
 
 
-def test_in_place_when_out_is_logits():
+def test_in_place_when_out_is_logits(softmax_kernel):
     logits = torch.randn(4, 6000)
+    assert runs(softmax_kernel, logits)
     temps = torch.rand(4) + 0.5
     ref = reference(logits, temps)
     assert temperature_softmax(logits, temps, out=logits) is logits
     assert (logits.double() - ref).abs().max().item() <= 1e-6
+
+
+# Which softmax kernel the plan takes, from the H200 sweep (docs/benchmarks/sampler-h200-tune-cluster.json): the
+# cluster kernel where it was faster there, the two-pass kernels where they were.
+PLAN = {(1, 128256): "two_pass", (2, 128256): "two_pass", (4, 128256): "cluster", (16, 128256): "cluster",
+        (256, 128256): "cluster", (16, 32000): "cluster", (4, 4099): "two_pass", (64, 151936): "two_pass",
+        (128, 151936): "cluster", (16, 262144): "two_pass", (32, 262144): "two_pass", (64, 262144): "cluster",
+        (32, 524288): "two_pass", (64, 524288): "cluster", (64, 600000): "two_pass"}
+
+
+def test_the_plan_takes_the_cluster_kernel_where_it_was_faster():
+    device = torch.device("cpu")  # the interpreter follows the GPU's plan
+    assert {shape: sampling.softmax_variant(*shape, device)[0] for shape in PLAN} == PLAN
+
+
+def test_a_masked_span_and_every_span_combine_in_the_cluster_kernel(monkeypatch):
+    monkeypatch.setitem(sampling.CLUSTER, "min_span", 1)
+    logits = torch.randn(4, 20000) * 8
+    logits[0, :18000] = float("-inf")   # most spans of row 0 hold no mass
+    logits[1, 19999] = 80.0             # one span holds nearly all of row 1's mass
+    temps = torch.tensor([0.5, 1.0, 2.0, 0.01])
+    assert runs("cluster", logits)
+    got = temperature_softmax(logits, temps)
+    assert (got.double() - reference(logits, temps)).abs().max().item() <= 1e-6
+    assert (got[0, :18000] == 0).all()
+
+
+def test_a_cluster_kernel_that_fails_falls_back_to_the_two_pass_kernels_once(monkeypatch, caplog):
+    monkeypatch.setitem(sampling.CLUSTER, "enabled", True)
+    monkeypatch.setitem(sampling.CLUSTER, "min_span", 1)
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise RuntimeError("cluster launch refused")
+
+    monkeypatch.setattr(sampling, "_launch_softmax_cluster", broken)
+    logits, temps = torch.randn(4, 3000), torch.rand(4) + 0.5
+    for _ in range(2):
+        got = temperature_softmax(logits, temps)
+        assert (got.double() - reference(logits, temps)).abs().max().item() <= 1e-6
+    assert len(calls) == 1 and not sampling.CLUSTER["enabled"]
+    assert "cluster softmax unavailable here (RuntimeError: cluster launch refused)" in caplog.text
+    assert sampling.softmax_variant(4, 3000, logits.device)[0] == "two_pass"
 
 
 def test_empty_batch():
