@@ -12,7 +12,7 @@ fixed order (no atomic reductions), so results are deterministic for a given sha
 
 temperature_softmax
 - One launch, one thread-block cluster of 16 CTAs per row (Hopper and later), when the batch fills the chip:
-  vocabularies of 16384-131072 tokens from 4 rows; up to 524288 tokens from 64 rows and 16M elements. Each
+  vocabularies of 16385-131072 tokens from 4 rows; up to 524288 tokens from 64 rows and 2^24 elements. Each
   CTA keeps its span of the row in registers and publishes the span's (max, sum); a hardware cluster barrier
   orders those stores before every CTA reads them all back in a fixed order; then each CTA writes its
   probabilities. Every element is read once and written once, and no cluster waits on another.
@@ -484,7 +484,7 @@ if triton is not None:
 # spans a CTA holds in registers, and where it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md): spans
 # up to short_span from short_span_min_rows rows; longer spans from long_span_min_rows rows and
 # long_span_min_elements elements.
-CLUSTER = {"enabled": True, "ctas": 16, "min_span": 1 << 10, "max_span": 1 << 15, "short_span": 1 << 13,
+CLUSTER = {"enabled": True, "ctas": 16, "min_span": 1 << 11, "max_span": 1 << 15, "short_span": 1 << 13,
            "short_span_min_rows": 4, "long_span_min_rows": 64, "long_span_min_elements": 1 << 24}
 
 
