@@ -92,7 +92,8 @@ def cluster(out_rows):
         out_rows.append({"kind": "two_pass", "B": b, "V": v, "us": float(line[0].split()[1])})
         for warps in (8, 16):
             S.CLUSTER.update(plan, enabled=True, short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0)
-            S._cluster_geometry = lambda r, vv, d, w=warps: (lambda g: g and g[:2] + (w,))(geometry(r, vv, d))
+            S._cluster_geometry = lambda r, vv, d, w=warps: (None if (g := geometry(r, vv, d)) is None
+                                                               else (g[0], g[1], w))  # this warp count
             if S._cluster_geometry(b, v, logits.device) is None:
                 continue
             us = time_in_graph(lambda: S.temperature_softmax(logits, temps, out=logits))
