@@ -1,6 +1,7 @@
 """What the cluster softmax's exchange costs: one thread-block cluster of CTAS CTAs per row (Triton num_ctas), CTA k
 holding span k of the row in registers, with four exchanges of the spans' (max, sum):
-  MODE 0: through global memory around one hardware cluster barrier (what hotfuse.kernels.sampling ships);
+  MODE 0: through global memory around one hardware cluster barrier (what hotfuse.kernels.sampling shipped before
+          the mbarrier exchange of tools/cluster_softmax_mbarrier_and_rows.py);
   MODE 1: none (each span normalised by its own max and sum: a floor, not a softmax);
   MODE 2: a cluster barrier but no exchange (the barrier's cost: a floor, not a softmax);
   MODE 3: through distributed shared memory (every CTA pushes its partials into every CTA's shared memory

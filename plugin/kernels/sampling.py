@@ -288,24 +288,75 @@ if triton is not None:
             tl.store(out_base + cols, p.to(out_ptr.dtype.element_ty), mask=cols < end)
             x, cols = x_next, next_cols
 
-    @triton.jit
-    def _cluster_barrier(token):
-        """Every thread of every CTA of this thread-block cluster meets here. Stores before it are visible to loads
-        after it (release / acquire at cluster scope). Returns `token` unchanged, for addresses read after it."""
-        return tl.inline_asm_elementwise(
-            "barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;\n\tmov.b32 $0, $1;",
-            "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+    # The cluster softmax's exchange of span partials, in inline PTX (Hopper thread-block clusters). Each CTA owns a
+    # static shared buffer, declared here apart from Triton's own scratch: one mbarrier (8 bytes) and one (max, sum)
+    # slot of 8 bytes per CTA of the cluster (at most 16). Every CTA pushes its span's partials into its slot in
+    # every CTA's buffer with st.async, which completes 8 bytes of the receiving CTA's mbarrier; a CTA reads the
+    # partials once its mbarrier has seen them all. No fence and no cluster-wide barrier between a CTA's reduction
+    # and its writes: it waits only for the partials themselves.
 
     @triton.jit
-    def _softmax_cluster_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr, part_ptr, vocab,
+    def _exchange_init(token, ctas):
+        """Start of the kernel: thread 0 initialises this CTA's mbarrier to expect ctas partials of 8 bytes, then
+        every thread arrives (relaxed) at the cluster barrier whose wait, in _push_partials, makes sure every
+        CTA's mbarrier is initialised before anyone pushes into it. Returns token."""
+        return tl.inline_asm_elementwise(
+            ".shared .align 16 .b8 hotfuse_exchange[136];\n\t"
+            "{\n\t.reg .pred p;\n\t.reg .u32 t, a, n;\n\tmov.u32 t, %tid.x;\n\tsetp.eq.u32 p, t, 0;\n\t"
+            "mov.u32 a, hotfuse_exchange;\n\tshl.b32 n, $2, 3;\n\t"
+            "@p mbarrier.init.shared::cta.b64 [a], 1;\n\t"
+            "@p mbarrier.arrive.expect_tx.shared::cta.b64 _, [a], n;\n\t"
+            "fence.mbarrier_init.release.cluster;\n\t"
+            "barrier.cluster.arrive.relaxed.aligned;\n\t}\n\tmov.b32 $0, $1;",
+            "=r,r,r", [token, ctas], dtype=tl.int32, is_pure=False, pack=1)
+
+    @triton.jit
+    def _push_partials(m, s, token, ctas):
+        """Thread t < ctas pushes this CTA's (m, s) into slot <this CTA's rank> of CTA t. Returns token."""
+        return tl.inline_asm_elementwise(
+            "{\n\t.reg .pred p;\n\t.reg .u32 t, r, a, b, ra, rb;\n\t"
+            "barrier.cluster.wait.aligned;\n\t"
+            "mov.u32 t, %tid.x;\n\tsetp.lt.u32 p, t, $4;\n\t"
+            "mov.u32 r, %cluster_ctarank;\n\t"
+            "mov.u32 b, hotfuse_exchange;\n\tmad.lo.u32 a, r, 8, b;\n\tadd.u32 a, a, 8;\n\t"
+            "@p mapa.shared::cluster.u32 ra, a, t;\n\t@p mapa.shared::cluster.u32 rb, b, t;\n\t"
+            "@p st.async.shared::cluster.mbarrier::complete_tx::bytes.v2.f32 [ra], {$1, $2}, [rb];\n\t}\n\t"
+            "mov.b32 $0, $3;",
+            "=r,f,f,r,r", [m, s, token, ctas], dtype=tl.int32, is_pure=False, pack=1)
+
+    @triton.jit
+    def _pull_partials(slot):
+        """Waits until every CTA's partials have landed in this CTA's buffer, then reads slot `slot`: (max, sum)."""
+        return tl.inline_asm_elementwise(
+            "{\n\t.reg .pred p;\n\t.reg .u32 b, a;\n\tmov.u32 b, hotfuse_exchange;\n\t"
+            "HOTFUSE_WAIT_${:uid}:\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [b], 0;\n\t"
+            "@!p bra HOTFUSE_WAIT_${:uid};\n\t"
+            "mad.lo.u32 a, $2, 8, b;\n\tadd.u32 a, a, 8;\n\tld.shared.v2.f32 {$0, $1}, [a];\n\t}",
+            "=f,=f,r", [slot], dtype=(tl.float32, tl.float32), is_pure=False, pack=1)
+
+    @triton.jit
+    def _cluster_arrive(token):
+        return tl.inline_asm_elementwise("barrier.cluster.arrive.relaxed.aligned;\n\tmov.b32 $0, $1;",
+                                         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+
+    @triton.jit
+    def _cluster_wait(token):
+        return tl.inline_asm_elementwise("barrier.cluster.wait.aligned;\n\tmov.b32 $0, $1;",
+                                         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+
+    @triton.jit
+    def _softmax_cluster_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr, vocab,
                                 CTAS: tl.constexpr, SPAN: tl.constexpr, GPU: tl.constexpr):
         # One program per row, run by a thread-block cluster of CTAS CTAs (Hopper, launched with num_ctas=CTAS):
         # Triton lays the [CTAS, SPAN] tile out one span per CTA, so the row sits in the cluster's registers.
-        # Each span publishes its (max, sum); a hardware cluster barrier (no atomics, no waiting on other
-        # clusters) orders those stores before every span reads all of them back in a fixed order; then each
-        # span writes its probabilities. Every element is read once and written once, in one launch. (The
-        # interpreter runs the whole tile as one program: no barrier needed.)
+        # Each span pushes its (max, sum) into every CTA's shared memory (distributed shared memory, no atomics,
+        # no waiting on other clusters); each CTA combines all CTAS partials in slot order, then writes its
+        # probabilities. Every element is read once and written once, in one launch. (The interpreter runs the
+        # whole tile as one program: the partials are already all there.)
+        tl.static_assert(CTAS <= 16)  # the exchange buffer's slots
         row = tl.program_id(0)
+        if GPU:
+            ready = _exchange_init(row, CTAS)
         inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
         span = tl.arange(0, CTAS)
         cols = span[:, None] * SPAN + tl.arange(0, SPAN)[None, :]
@@ -314,22 +365,22 @@ if triton is not None:
         m = tl.max(x, axis=1)
         e = _exp(x - tl.where(m == float("-inf"), 0.0, m)[:, None], GPU)  # an all -inf span: e = 0, no inf - inf
         s = tl.sum(e, axis=1)
-        part = part_ptr + row * (2 * CTAS)
-        tl.store(part + span, m)
-        tl.store(part + CTAS + span, s)
         if GPU:
-            after = _cluster_barrier(row) - row  # 0, known only once the barrier has passed
+            pushed = _push_partials(m, s, ready + 0 * span, CTAS)
+            pm, ps = _pull_partials(tl.arange(0, CTAS)[None, :] + (pushed - row)[:, None])
+            # every partial this CTA needs has landed; no CTA exits before all have (see the wait below)
+            received = _cluster_arrive(row)
         else:
-            after = 0
-        every = tl.arange(0, CTAS)[None, :] + 0 * span[:, None] + after  # each span reads all CTAS partials
-        pm = tl.load(part + every, cache_modifier=".cg")
-        ps = tl.load(part + CTAS + every, cache_modifier=".cg")
+            pm = tl.broadcast_to(m[None, :], [CTAS, CTAS])
+            ps = tl.broadcast_to(s[None, :], [CTAS, CTAS])
         m_row = tl.max(pm, axis=1)
         total = tl.sum(ps * tl.where(pm == float("-inf"), 0.0, _exp(pm - m_row[:, None], GPU)), axis=1)
         # 0 / 0 = NaN when the whole row is -inf, as torch gives
         scale = tl.where(m == float("-inf"), 0.0, _exp(m - m_row, GPU)) / total
         tl.store(out_ptr + row.to(tl.int64) * out_row_stride + cols,
                  (e * scale[:, None]).to(out_ptr.dtype.element_ty), mask=cols < vocab)
+        if GPU:
+            _cluster_wait(received)  # so no CTA leaves while a push into another CTA could still be in flight
 
     @triton.jit
     def _gumbel_from_bits(r, GPU: tl.constexpr):
@@ -482,10 +533,11 @@ if triton is not None:
 
 # Cluster softmax (Hopper and later): CTAs per row (16 is a non-portable cluster size, which Hopper allows), the
 # spans a CTA holds in registers, and where it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md): spans
-# up to short_span from short_span_min_rows rows; longer spans from long_span_min_rows rows and
-# long_span_min_elements elements.
-CLUSTER = {"enabled": True, "ctas": 16, "min_span": 1 << 11, "max_span": 1 << 15, "short_span": 1 << 13,
-           "short_span_min_rows": 4, "long_span_min_rows": 64, "long_span_min_elements": 1 << 24}
+# up to one_row_span from a single row; up to short_span from short_span_min_rows rows; longer spans from
+# long_span_min_rows rows and long_span_min_elements elements.
+CLUSTER = {"enabled": True, "ctas": 16, "min_span": 1 << 11, "max_span": 1 << 15, "one_row_span": 1 << 12,
+           "short_span": 1 << 13, "short_span_min_rows": 2, "long_span_min_rows": 64,
+           "long_span_min_elements": 1 << 24}
 
 
 _COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
@@ -514,12 +566,14 @@ def _cluster_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int,
     if not CLUSTER["enabled"] or device.type not in ("cuda", "cpu"):
         return None
     if device.type == "cuda" and (torch.version.hip or torch.cuda.get_device_capability(device)[0] < 9):
-        return None  # thread-block clusters (and the PTX barrier) are NVIDIA's, from Hopper on
+        return None  # thread-block clusters (and the PTX exchange) are NVIDIA's, from Hopper on
     ctas = CLUSTER["ctas"]
     span = triton.next_power_of_2(triton.cdiv(max(vocab, 1), ctas))
     if not CLUSTER["min_span"] <= span <= CLUSTER["max_span"]:
         return None
-    if span <= CLUSTER["short_span"]:
+    if span <= CLUSTER["one_row_span"]:
+        pass
+    elif span <= CLUSTER["short_span"]:
         if rows < CLUSTER["short_span_min_rows"]:
             return None
     elif rows < CLUSTER["long_span_min_rows"] or rows * vocab < CLUSTER["long_span_min_elements"]:
@@ -529,9 +583,8 @@ def _cluster_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int,
 
 def _launch_softmax_cluster(logits, temperatures, out, ctas, span, warps) -> None:
     rows, vocab = logits.shape
-    part = torch.empty((rows, 2, ctas), dtype=torch.float32, device=logits.device)
     gpu = logits.device.type == "cuda"
-    _softmax_cluster_kernel[(rows,)](logits, logits.stride(0), out, out.stride(0), temperatures.reshape(rows), part,
+    _softmax_cluster_kernel[(rows,)](logits, logits.stride(0), out, out.stride(0), temperatures.reshape(rows),
                                      vocab, CTAS=ctas, SPAN=span, GPU=gpu, num_warps=warps,
                                      **({"num_ctas": ctas} if gpu else {}), enable_fp_fusion=False)
 
