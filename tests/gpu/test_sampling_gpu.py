@@ -6,7 +6,7 @@ import torch
 from hotfuse import counters
 from hotfuse.kernels import sampling
 from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
-from kernels.test_sampling import PLAN
+from kernels.test_sampling import PLAN, take_softmax_kernel
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (device machine only)")]
@@ -29,13 +29,10 @@ SHAPES = [(1, 128256), (4, 262144), (16, 128256), (64, 32000), (256, 4099), (3, 
 def softmax_path(request, monkeypatch):
     """Run each softmax test through both kernels: the cluster single launch (at every batch size, not only where
     the plan picks it; vocabularies outside its spans still take the two-pass kernels) and the two-pass split."""
-    cluster = request.param == "cluster"
-    monkeypatch.setitem(sampling.CLUSTER, "enabled", cluster)
-    monkeypatch.setitem(sampling.CLUSTER, "short_span_min_rows", 1)
-    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_rows", 1)
-    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_elements", 0)
+    take_softmax_kernel(monkeypatch, request.param)
     yield request.param
-    assert sampling.CLUSTER["enabled"] == cluster, "the cluster kernel failed and fell back to the two-pass kernels"
+    assert sampling.CLUSTER["enabled"] == (request.param == "cluster"), \
+        "the cluster kernel failed and fell back to the two-pass kernels"
 
 
 def inputs(b, v, dtype, seed):

@@ -23,18 +23,21 @@ def reference(logits, temps):
     return torch.softmax(logits.double() / temps.double().reshape(-1, 1), dim=-1)
 
 
+def take_softmax_kernel(monkeypatch, kernel, **cluster):
+    """Make the plan take `kernel`: the two-pass kernels, or the cluster kernel at every batch size (and with the
+    CLUSTER overrides given, e.g. min_span=1 for every vocabulary)."""
+    monkeypatch.setitem(sampling.CLUSTER, "enabled", kernel == "cluster")
+    for key, value in dict(short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0, **cluster).items():
+        monkeypatch.setitem(sampling.CLUSTER, key, value)
+
+
 @pytest.fixture(params=["cluster", "two_pass"])
 def softmax_kernel(request, monkeypatch):
     """Run a softmax test through both kernels: the cluster kernel (here at every shape: the interpreter runs a
     cluster as one program) and the two-pass split."""
-    cluster = request.param == "cluster"
-    monkeypatch.setitem(sampling.CLUSTER, "enabled", cluster)
-    monkeypatch.setitem(sampling.CLUSTER, "min_span", 1)
-    monkeypatch.setitem(sampling.CLUSTER, "short_span_min_rows", 1)
-    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_rows", 1)
-    monkeypatch.setitem(sampling.CLUSTER, "long_span_min_elements", 0)
+    take_softmax_kernel(monkeypatch, request.param, min_span=1)
     yield request.param
-    assert sampling.CLUSTER["enabled"] == cluster, "the cluster kernel failed and fell back"
+    assert sampling.CLUSTER["enabled"] == (request.param == "cluster"), "the cluster kernel failed and fell back"
 
 
 def runs(kernel, logits):
