@@ -11,6 +11,9 @@ Adapters call a kernel as `safety.call(check, *args)` (checks in `hotfuse.kernel
   floor(n*f) > floor((n-1)*f), so f=0.25 checks every fourth call, deterministically) also runs the reference
   on copies of the inputs and compares. Mismatches are counted with the worst error; HOTFUSE_SHADOW_TRIP
   of them trip the fusion. With shadow mode off nothing is read back from the device.
+- kernel errors: a kernel that raises on an eager call (Triton cannot compile it for this GPU, say) trips the
+  fusion with one error line and the reference answers that call and every later one; so does an engine
+  adapter's warm-up (`warm_up`). The engine keeps serving, on the reference path, instead of failing.
 - test fault (HOTFUSE_TEST_FAULTS=kernel:<fusion>): the kernel's output is replaced by a visibly wrong one.
 
 Checks need the host to read a result, so they never run while torch.compile traces or a CUDA graph is
@@ -97,6 +100,35 @@ def _fused(check: Check, args: tuple):
     return check.corrupt(out) if _fault(check.fusion) else out
 
 
+def _error_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
+
+
+def _fused_or_reference(check: Check, args: tuple):
+    """The kernel's answer; if it raises, the fusion trips and the reference answers (eager calls only: this is
+    never reached while tracing or capturing)."""
+    try:
+        return _fused(check, args)
+    except Exception as exc:
+        trip(check.fusion, f"{check.kernel} raised {_error_line(exc)}")
+        count_fallback(check.fusion, "tripped: reference path")
+        return check.reference(*args)
+
+
+def warm_up(fusion: str, fn, *args) -> bool:
+    """An adapter's warm-up (e.g. compiling a fusion's kernels at engine start): False, with the fusion tripped
+    and one error line, if it raises."""
+    if STATE[fusion].tripped is not None:
+        return False
+    try:
+        fn(*args)
+        return True
+    except Exception as exc:
+        trip(fusion, f"warm-up raised {_error_line(exc)}")
+        return False
+
+
 def _compare(check: Check, args: tuple, out, ref) -> tuple[bool, float]:
     error = check.error(out, ref, args)
     return error <= check.tolerance(args), error
@@ -132,10 +164,16 @@ def call(check: Check, *args):
     flags = process_flags()
     if flags.verify and check.kernel not in state.self_check:
         started = time.perf_counter()
-        passed, error = self_check(check, args)
+        shape = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
+        try:
+            passed, error = self_check(check, args)
+        except Exception as exc:
+            state.self_check[check.kernel] = f"raised {_error_line(exc)} on {shape}"
+            trip(fusion, f"start-up self-check of {check.kernel} raised {_error_line(exc)}")
+            count_fallback(fusion, "tripped: reference path")
+            return check.reference(*args)
         took = time.perf_counter() - started
         tolerance = check.tolerance(args)
-        shape = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
         state.self_check[check.kernel] = (f"{'passed' if passed else 'failed'}: max error {error:.3g} "
                                           f"(tolerance {tolerance:.3g}) on {shape}, {took * 1e3:.0f} ms")
         if not passed:
@@ -144,14 +182,16 @@ def call(check: Check, *args):
             count_fallback(fusion, "tripped: reference path")
             return check.reference(*args)
     if flags.shadow <= 0.0:
-        return _fused(check, args)
+        return _fused_or_reference(check, args)
     n = state.calls.get(check.kernel, 0) + 1
     state.calls[check.kernel] = n
     if math.floor(n * flags.shadow) == math.floor((n - 1) * flags.shadow):
-        return _fused(check, args)
+        return _fused_or_reference(check, args)
     with paused():
         ref = check.reference(*_copies(check, args))
-    out = _fused(check, args)
+    out = _fused_or_reference(check, args)
+    if state.tripped is not None:  # the kernel raised: out is the reference's answer
+        return out
     ok, error = _compare(check, args, out, ref)
     state.shadow_checks += 1
     if not ok:

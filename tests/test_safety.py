@@ -54,21 +54,32 @@ def test_self_check_passes_once_per_kernel_and_is_not_counted_as_traffic(env):
     assert counters.COUNTERS["gemma4_router"].fused == 2 and len(state.self_check) == 1
 
 
-def test_broken_kernel_is_caught_by_the_self_check_and_the_reference_answers(env, caplog):
-    env(HOTFUSE_TEST_FAULTS="kernel:gemma4_router")
+def cannot_compile(*args):
+    raise RuntimeError("PTX assembly failed\nptxas error   : Instruction 'griddepcontrol' requires .target sm_90")
+
+
+@pytest.mark.parametrize("failure", ["wrong output", "raises"])
+def test_broken_kernel_is_caught_by_the_self_check_and_the_reference_answers(env, caplog, failure):
+    if failure == "wrong output":
+        env(HOTFUSE_TEST_FAULTS="kernel:gemma4_router")
+        check, recorded, why = checks.ROUTE, "failed", "start-up self-check of gemma4_route failed"
+    else:  # e.g. Triton cannot compile the kernel for this GPU
+        check, recorded = replace(checks.ROUTE, fused=cannot_compile), "raised RuntimeError: ptxas error"
+        why = "start-up self-check of gemma4_route raised RuntimeError: ptxas error"
     args = route_args()
     with caplog.at_level(logging.ERROR, logger="hotfuse"):
-        out = safety.call(checks.ROUTE, *args)
-        again = safety.call(checks.ROUTE, *route_args(seed=5))
+        out = safety.call(check, *args)
+        again = safety.call(check, *route_args(seed=5))
     ref = gemma4_route_reference(*args)
     assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
     assert torch.equal(again[0], gemma4_route_reference(*route_args(seed=5))[0])
     state = safety.STATE["gemma4_router"]
-    assert state.self_check["gemma4_route"].startswith("failed")
-    assert "start-up self-check of gemma4_route failed" in state.tripped
+    assert state.self_check["gemma4_route"].startswith(recorded)
+    assert why in state.tripped
     assert counters.COUNTERS["gemma4_router"].fallbacks == {"tripped: reference path": 2}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "gemma4_router switched to its reference path" in errors[0].getMessage()
+    assert why in errors[0].getMessage()
 
 
 def test_self_check_can_be_turned_off(env):
@@ -135,6 +146,45 @@ def test_without_shadow_mode_the_fast_path_never_runs_the_reference(env):
     for i in range(3):
         safety.call(check, *route_args(seed=i))
     assert counters.COUNTERS["gemma4_router"].fused == 3
+
+
+@pytest.mark.parametrize("shadow", ["0", "1"])
+def test_kernel_that_raises_without_a_self_check_trips_on_its_first_call(env, shadow):
+    env(HOTFUSE_VERIFY="0", HOTFUSE_SHADOW=shadow)
+    check = replace(checks.ROUTE, fused=cannot_compile)
+    for seed in range(3):
+        args = route_args(seed=seed)
+        assert same_route(safety.call(check, *args), gemma4_route_reference(*args))
+    state = safety.STATE["gemma4_router"]
+    assert state.tripped.startswith("gemma4_route raised RuntimeError") and state.shadow_mismatches == 0
+    assert counters.COUNTERS["gemma4_router"].fused == 0
+    assert counters.COUNTERS["gemma4_router"].fallbacks == {"tripped: reference path": 3}
+
+
+def test_a_real_kernel_whose_launch_raises_is_not_counted_as_fused(env, monkeypatch):
+    from hotfuse.kernels import sampling
+
+    env(HOTFUSE_VERIFY="0")
+    monkeypatch.setattr(sampling, "_launch_softmax", cannot_compile)
+    logits, temps = torch.randn(2, 50), torch.rand(2) + 0.5
+    probs = safety.call(checks.SOFTMAX, logits, temps)
+    assert torch.allclose(probs, torch.softmax(logits / temps[:, None], -1), atol=1e-6)
+    assert counters.COUNTERS["sampler"].fused == 0
+    assert counters.COUNTERS["sampler"].fallbacks == {"tripped: reference path": 1}
+    assert safety.STATE["sampler"].tripped.startswith("temperature_softmax raised RuntimeError")
+
+
+def test_warm_up_that_raises_trips_the_fusion_instead_of_failing_the_engine(env, caplog):
+    with caplog.at_level(logging.ERROR, logger="hotfuse"):
+        assert safety.warm_up("sampler", cannot_compile, torch.randn(2, 8)) is False
+        assert safety.warm_up("sampler", lambda: None) is False  # tripped: not tried again
+    assert safety.STATE["sampler"].tripped.startswith("warm-up raised RuntimeError: ptxas error")
+    logits, temps = torch.randn(2, 50), torch.rand(2) + 0.5
+    probs = safety.call(checks.SOFTMAX, logits, temps)
+    assert torch.allclose(probs, torch.softmax(logits / temps[:, None], -1), atol=1e-6)
+    assert counters.COUNTERS["sampler"].fused == 0 and counters.COUNTERS["sampler"].fallbacks
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+    assert safety.warm_up("gemma4_router", lambda x: x, 1) is True and safety.STATE["gemma4_router"].tripped is None
 
 
 def run_verify(tmp_path, **env):

@@ -44,7 +44,7 @@ def sweep(kind, configs, make):
 
 def softmax_configs():
     for waves, (block, warps), normalize in itertools.product((2, 4, 8), ((1024, 4), (2048, 8)), (1024, 4096, 8192)):
-        yield {"waves": waves, "early_launch": True, "block": block, "warps": warps, "normalize_block_max": normalize}
+        yield {"waves": waves, "block": block, "warps": warps, "normalize_block_max": normalize}
 
 
 def sample_configs():
@@ -55,7 +55,7 @@ def sample_configs():
 
 def apply(cfg):
     S.CLUSTER["enabled"] = False  # the two-pass kernels at every shape
-    config = S.Config(cfg["block"], cfg["warps"], cfg["waves"], cfg["early_launch"])
+    config = S.Config(cfg["block"], cfg["warps"], cfg["waves"])
     S.SOFTMAX_CONFIGS = ((None, config),)
     S.NORMALIZE_BLOCK_MAX = cfg["normalize_block_max"]
 

@@ -90,7 +90,7 @@ def fused_forward(original, self, logits_output, sampling_info, return_logprob, 
     logits = logits_output.next_token_logits
     if not _warmed_up and logits is not None:
         _warmed_up = True
-        warm_up(logits)
+        safety.warm_up(FUSION, warm_up, logits)  # a kernel that cannot compile here trips the fusion
     why = _not_taken(self, sampling_info, return_logprob, kwargs.get("logprob_logits"))
     if why is None:
         why = "no logits" if logits is None else unsupported_reason(logits, sampling_info.temperatures)

@@ -104,7 +104,7 @@ def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_overri
     global _warmed_up
     if not _warmed_up:
         _warmed_up = True
-        warm_up(logits)
+        safety.warm_up(FUSION, warm_up, logits)  # a kernel that cannot compile here trips the fusion
     why = _not_taken(self, sampling_metadata, logprobs_mode_override)
     if why is None:
         why = unsupported_reason(logits, sampling_metadata.temperature)

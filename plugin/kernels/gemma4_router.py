@@ -306,7 +306,13 @@ def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
     if reason is not None:
         count_fallback(FUSION, reason)
         return gemma4_route_reference(gating_output, per_expert_scale, topk)
-    count_fused(FUSION)
+    weights, ids = _route(gating_output, per_expert_scale, topk)
+    count_fused(FUSION)  # once launched: a kernel that raises (say, cannot compile) is not counted as fused
+    return weights, ids
+
+
+def _route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
+           topk: int) -> tuple[torch.Tensor, torch.Tensor]:
     tokens, experts = gating_output.shape
     weights = torch.empty((tokens, topk), dtype=torch.float32, device=gating_output.device)
     ids = torch.empty((tokens, topk), dtype=torch.int32, device=gating_output.device)

@@ -87,7 +87,6 @@ def topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor |
     if reason is not None:
         count_fallback("topk_postprocess", reason)
         return topk_postprocess_reference(topk_ids, logical_to_physical, num_token_non_padded, out)
-    count_fused("topk_postprocess")
     out = topk_ids if out is None else out
     numel = topk_ids.numel()
     if numel:
@@ -96,6 +95,7 @@ def topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor |
             topk_ids, out, logical_to_physical if logical_to_physical is not None else dummy,
             num_token_non_padded if num_token_non_padded is not None else dummy, numel, topk_ids.shape[1],
             HAS_MAP=logical_to_physical is not None, HAS_PAD=num_token_non_padded is not None, BLOCK=TOPK_BLOCK)
+    count_fused("topk_postprocess")  # once launched
     return out
 
 
@@ -168,7 +168,6 @@ def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[t
     if reason is not None:
         count_fallback("spec_gather", reason)
         return gather_rows_reference(indices, *buffers)
-    count_fused("spec_gather")
     outs = [torch.empty((indices.shape[0],) + b.shape[1:], dtype=b.dtype, device=b.device) for b in present]
     if indices.shape[0]:
         slots, widest = [], 1
@@ -179,5 +178,6 @@ def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[t
         slots += [present[0], outs[0], 0] * (MAX_GATHER_BUFFERS - len(present))  # unused slots
         grid = (indices.shape[0], triton.cdiv(widest, GATHER_BLOCK))
         _gather_rows_kernel[grid](indices, *slots, NUM=len(present), BLOCK=GATHER_BLOCK)
+    count_fused("spec_gather")  # once launched
     results = iter(outs)
     return tuple(None if b is None else next(results) for b in buffers)

@@ -12,15 +12,17 @@ fixed order (no atomic reductions), so results are deterministic for a given sha
 
 temperature_softmax
 - One launch, one thread-block cluster of 16 CTAs per row (Hopper and later), where an H200 sweep found it
-  faster: vocabularies of 16385-65536 tokens at any batch size, up to 131072 tokens from 2 rows, up to 524288
+  faster: vocabularies of 16385-65536 tokens at any batch size, up to 131072 tokens from 4 rows, up to 524288
   tokens from 64 rows and 2^24 elements. Each CTA keeps its span of the row in registers and pushes the span's
   (max, sum) into every CTA's shared memory (st.async completing the receiver's mbarrier); each CTA combines
   the partials in a fixed order as soon as they have all landed, then writes its probabilities. Every element
   is read once and written once, and no cluster waits on another.
 - Otherwise: two launches. The first reduces each chunk to (max, sum of exponentials); the second combines a
   row's partials, re-reads its chunk (walking backwards, so its first reads hit what the first pass left in
-  L2) and writes. It is a programmatic dependent of the first (Hopper grid-dependency control), which shaves
-  launch latency.
+  L2) and writes. On Hopper and later both launch as programmatic dependents (grid-dependency control): the
+  first waits at entry for the kernel before it, then lets the second launch at once; the second reads its
+  first block before waiting for the first's partials. This shaves launch latency. Before Hopper they are
+  plain launches (griddepcontrol is sm_90 PTX).
 The interpreter follows the same plan (a cluster is then one program), so CPU tests run both kernels.
 
 temperature_sample (exact samples of softmax(x / t); noise from Philox4x32-7 keyed by the row's seed)
@@ -128,13 +130,12 @@ class Config:
     block: int          # elements per tile
     warps: int
     waves: int          # aim for about waves x multiprocessors programs
-    early_launch: bool  # first softmax pass lets the second be scheduled at once (programmatic dependent launch)
 
 
 # Chosen from a sweep on an H200 (tools/tune_sampler.py, figures in docs/BENCHMARKS.md): small problems are
 # latency-bound and want many small programs, large ones want long programs with wide tiles.
-SOFTMAX_CONFIGS = ((1 << 22, Config(1024, 4, 4, True)), (1 << 24, Config(1024, 4, 8, True)),
-                   (None, Config(2048, 8, 8, True)))  # (below n elements, config)
+SOFTMAX_CONFIGS = ((1 << 22, Config(1024, 4, 4)), (1 << 24, Config(1024, 4, 8)),
+                   (None, Config(2048, 8, 8)))  # (below n elements, config)
 NORMALIZE_BLOCK_MAX = 8192  # the second pass reads its chunk in blocks of up to this many elements
 
 # Column race: the layout (not a tuning knob: it decides which noise a token sees) and the launch geometry.
@@ -151,7 +152,7 @@ class Plan:
     config: Config
     chunk: int            # elements per program (whole tiles)
     chunks: int           # programs per row
-    gpu: bool             # compiled for a GPU (not the interpreter): grid-dependency control, fast log2
+    gpu: bool             # compiled for a GPU (not the interpreter): fast exp2 and log2
     normalize_block: int  # elements the second pass reads at a time: a power of two dividing chunk
     chunks_p2: int        # partials the second pass reads: the most chunks any batch size gets, to a power of two
 
@@ -162,11 +163,39 @@ def _multiprocessors(device: torch.device) -> int:
     return 4  # the interpreter: keep several chunks per row so the split path is exercised
 
 
+# Programmatic dependent launch (NVIDIA, Hopper on). A kernel launched as a dependent may be scheduled while the
+# kernel before it on the stream finishes; before its first memory access it waits (griddepcontrol.wait) until
+# that kernel has finished and its writes are visible. A kernel lets its dependents launch early
+# (griddepcontrol.launch_dependents) only after that wait, so whatever launches behind it sees what came before.
+# The second softmax pass always launches as a dependent of the first. entry_wait: the kernels that start a
+# softmax or a draw and also launch as dependents of whatever ran before them; trigger_next: those kernels and
+# the second pass let the next launch start early. H200 (tools/dependent_launch.py, docs/BENCHMARKS.md): the first
+# softmax pass gains 0.2-0.5 us back to back and up to 0.2 us after an unrelated kernel; the cluster softmax and
+# the sampler gain only back to back and lose up to 0.5 us after an unrelated kernel; trigger_next is slower at
+# some shapes. So only the first pass waits at entry.
+ENTRY_WAIT_KERNELS = ("softmax_partials", "softmax_cluster", "sample")
+GRID_DEPENDENCY = {"entry_wait": frozenset({"softmax_partials"}), "trigger_next": False}
+
+
+def grid_dependency_control(device: torch.device) -> bool:
+    """Whether kernels on this device may use programmatic dependent launch: griddepcontrol is sm_90+ PTX, so
+    on an A100 or an L4 (and on AMD) the kernels compile without it."""
+    return (device.type == "cuda" and not torch.version.hip
+            and torch.cuda.get_device_capability(device)[0] >= 9)
+
+
+def _dependency_flags(device: torch.device, kernel: str) -> tuple[bool, bool]:
+    """(launched as a dependent and waits at entry, lets the next launch start early) for one of
+    ENTRY_WAIT_KERNELS on this device."""
+    pdl = grid_dependency_control(device)
+    return pdl and kernel in GRID_DEPENDENCY["entry_wait"], pdl and GRID_DEPENDENCY["trigger_next"]
+
+
 def softmax_plan(rows: int, vocab: int, device: torch.device) -> Plan:
     config = next(c for limit, c in SOFTMAX_CONFIGS if limit is None or rows * vocab < limit)
     block = min(config.block, max(16, triton.next_power_of_2(max(vocab, 1))))
     if block != config.block:
-        config = Config(block, min(config.warps, 4), config.waves, config.early_launch)
+        config = Config(block, min(config.warps, 4), config.waves)
     tiles = triton.cdiv(max(vocab, 1), block)
     programs = config.waves * _multiprocessors(device)  # aimed at, over all rows
     most_chunks = min(tiles, programs, 1024)  # per row, what rows = 1 gets
@@ -183,7 +212,7 @@ def softmax_variant(rows: int, vocab: int, device: torch.device) -> tuple:
     if cluster is not None:
         return ("cluster",) + cluster
     p = softmax_plan(rows, vocab, device)
-    return ("two_pass", p.config.block, p.config.warps, p.config.early_launch, p.normalize_block, p.chunks_p2)
+    return ("two_pass", p.config.block, p.config.warps, p.normalize_block, p.chunks_p2)
 
 
 @dataclass(frozen=True)
@@ -230,9 +259,11 @@ if triton is not None:
 
     @triton.jit(do_not_specialize=["chunks"])
     def _softmax_partials_kernel(logits_ptr, row_stride, temp_ptr, part_max_ptr, part_sum_ptr,
-                                 vocab, chunk, chunks, BLOCK: tl.constexpr, EARLY_LAUNCH: tl.constexpr,
-                                 GPU: tl.constexpr):
-        if EARLY_LAUNCH:
+                                 vocab, chunk, chunks, BLOCK: tl.constexpr, WAIT: tl.constexpr,
+                                 TRIGGER: tl.constexpr, GPU: tl.constexpr):
+        if WAIT:
+            tl.extra.cuda.gdc_wait()  # launched as a dependent of the kernel before: its writes are visible now
+        if TRIGGER:
             tl.extra.cuda.gdc_launch_dependents()  # let the normalising pass get scheduled meanwhile
         pid = tl.program_id(0)
         c = pid % chunks
@@ -260,7 +291,8 @@ if triton is not None:
     @triton.jit(do_not_specialize=["rows", "chunks"])
     def _softmax_normalize_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr,
                                   part_max_ptr, part_sum_ptr, rows, vocab, chunk, chunks,
-                                  BLOCK: tl.constexpr, CHUNKS_P2: tl.constexpr, GPU: tl.constexpr):
+                                  BLOCK: tl.constexpr, CHUNKS_P2: tl.constexpr, WAIT: tl.constexpr,
+                                  TRIGGER: tl.constexpr, GPU: tl.constexpr):
         # Walk the tensor from its end: the first tiles read here are the last the first pass read.
         pid = rows * chunks - 1 - tl.program_id(0)
         c = pid % chunks
@@ -271,11 +303,14 @@ if triton is not None:
         start = c * chunk
         end = tl.minimum(start + chunk, vocab)
         cols = start + tl.arange(0, BLOCK)
-        # The first block is read before waiting for the first pass: that pass never writes the logits, and
-        # this program only writes its own chunk, after the wait. Each later block is read one ahead.
+        # The first block is read before waiting for the first pass: that pass never writes the logits (and
+        # let this one launch only once the logits' writer had finished), and this program only writes its own
+        # chunk, after the wait. Each later block is read one ahead.
         x = tl.load(base + cols, mask=cols < end, other=float("-inf"))
-        if GPU:
+        if WAIT:
             tl.extra.cuda.gdc_wait()  # launched as a programmatic dependent of the first pass
+        if TRIGGER:
+            tl.extra.cuda.gdc_launch_dependents()
         idx = tl.arange(0, CHUNKS_P2)
         pm = tl.load(part_max_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
         ps = tl.load(part_sum_ptr + row * chunks + idx, mask=idx < chunks, other=0.0)
@@ -347,7 +382,8 @@ if triton is not None:
 
     @triton.jit
     def _softmax_cluster_kernel(logits_ptr, row_stride, out_ptr, out_row_stride, temp_ptr, vocab,
-                                CTAS: tl.constexpr, SPAN: tl.constexpr, GPU: tl.constexpr):
+                                CTAS: tl.constexpr, SPAN: tl.constexpr, WAIT: tl.constexpr, TRIGGER: tl.constexpr,
+                                GPU: tl.constexpr):
         # One program per row, run by a thread-block cluster of CTAS CTAs (Hopper, launched with num_ctas=CTAS):
         # Triton lays the [CTAS, SPAN] tile out one span per CTA, so the row sits in the cluster's registers.
         # Each span pushes its (max, sum) into every CTA's shared memory (distributed shared memory, no atomics,
@@ -357,7 +393,11 @@ if triton is not None:
         tl.static_assert(CTAS <= 16)  # the exchange buffer's slots
         row = tl.program_id(0)
         if GPU:
-            ready = _exchange_init(row, CTAS)
+            ready = _exchange_init(row, CTAS)  # shared memory only: before the wait
+        if WAIT:
+            tl.extra.cuda.gdc_wait()
+        if TRIGGER:
+            tl.extra.cuda.gdc_launch_dependents()
         inv_t = 1.0 / tl.load(temp_ptr + row).to(tl.float32)
         span = tl.arange(0, CTAS)
         cols = span[:, None] * SPAN + tl.arange(0, SPAN)[None, :]
@@ -463,9 +503,14 @@ if triton is not None:
     def _sample_column_race_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, part_score_ptr, part_index_ptr,
                                    counters_ptr, out_ptr, vocab, tiles, tiles_per_program, chunks,
                                    DEPTH: tl.constexpr, LANES: tl.constexpr, GPU: tl.constexpr,
-                                   COMBINE_HERE: tl.constexpr, CHUNKS_P2: tl.constexpr):
+                                   COMBINE_HERE: tl.constexpr, CHUNKS_P2: tl.constexpr, WAIT: tl.constexpr,
+                                   TRIGGER: tl.constexpr):
         # Logits are scaled to base 2 (x log2(e) / t), so log2 masses and base-2 Gumbel noise race as
         # natural-log ones would.
+        if WAIT:
+            tl.extra.cuda.gdc_wait()
+        if TRIGGER:
+            tl.extra.cuda.gdc_launch_dependents()
         pid = tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
@@ -526,9 +571,9 @@ if triton is not None:
 
     @triton.jit
     def _sample_race_combine_kernel(part_score_ptr, part_index_ptr, out_ptr, chunks, CHUNKS_P2: tl.constexpr,
-                                    GPU: tl.constexpr):
+                                    WAIT: tl.constexpr):
         row = tl.program_id(0)
-        if GPU:
+        if WAIT:
             tl.extra.cuda.gdc_wait()
         _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, False)
 
@@ -537,7 +582,7 @@ if triton is not None:
 # up to one_row_span from a single row; up to short_span from short_span_min_rows rows; longer spans from
 # long_span_min_rows rows and long_span_min_elements elements.
 CLUSTER = {"enabled": True, "ctas": 16, "min_span": 1 << 11, "max_span": 1 << 15, "one_row_span": 1 << 12,
-           "short_span": 1 << 13, "short_span_min_rows": 2, "long_span_min_rows": 64,
+           "short_span": 1 << 13, "short_span_min_rows": 4, "long_span_min_rows": 64,
            "long_span_min_elements": 1 << 24}
 
 
@@ -586,9 +631,11 @@ def _cluster_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int,
 def _launch_softmax_cluster(logits, temperatures, out, ctas, span, warps) -> None:
     rows, vocab = logits.shape
     gpu = logits.device.type == "cuda"
+    wait, trigger = _dependency_flags(logits.device, "softmax_cluster")
     _softmax_cluster_kernel[(rows,)](logits, logits.stride(0), out, out.stride(0), temperatures.reshape(rows),
-                                     vocab, CTAS=ctas, SPAN=span, GPU=gpu, num_warps=warps,
-                                     **({"num_ctas": ctas} if gpu else {}), enable_fp_fusion=False)
+                                     vocab, CTAS=ctas, SPAN=span, WAIT=wait, TRIGGER=trigger, GPU=gpu,
+                                     num_warps=warps, **({"num_ctas": ctas} if gpu else {}),
+                                     **({"launch_pdl": True} if wait else {}), enable_fp_fusion=False)
 
 
 def _launch_softmax(logits: torch.Tensor, temperatures: torch.Tensor, out: torch.Tensor) -> None:
@@ -608,13 +655,15 @@ def _launch_softmax(logits: torch.Tensor, temperatures: torch.Tensor, out: torch
     part_sum = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
     temps = temperatures.reshape(rows)
     grid = (rows * p.chunks,)
+    pdl = grid_dependency_control(logits.device)
+    wait, trigger = _dependency_flags(logits.device, "softmax_partials")
     _softmax_partials_kernel[grid](logits, logits.stride(0), temps, part_max, part_sum, vocab, p.chunk, p.chunks,
-                                   BLOCK=c.block, EARLY_LAUNCH=p.gpu and c.early_launch, GPU=p.gpu,
-                                   num_warps=c.warps, enable_fp_fusion=False)
+                                   BLOCK=c.block, WAIT=wait, TRIGGER=pdl, GPU=p.gpu, num_warps=c.warps,
+                                   enable_fp_fusion=False, **({"launch_pdl": True} if wait else {}))
     _softmax_normalize_kernel[grid](logits, logits.stride(0), out, out.stride(0), temps, part_max, part_sum, rows,
                                     vocab, p.chunk, p.chunks, BLOCK=p.normalize_block, CHUNKS_P2=p.chunks_p2,
-                                    GPU=p.gpu, num_warps=c.warps,
-                                    enable_fp_fusion=False, **({"launch_pdl": True} if p.gpu else {}))
+                                    WAIT=pdl, TRIGGER=trigger, GPU=p.gpu, num_warps=c.warps,
+                                    enable_fp_fusion=False, **({"launch_pdl": True} if pdl else {}))
 
 
 def temperature_softmax(logits: torch.Tensor, temperatures: torch.Tensor, *,
@@ -635,11 +684,11 @@ def temperature_softmax(logits: torch.Tensor, temperatures: torch.Tensor, *,
     if reason is not None:
         count_fallback(FUSION, reason)
         return temperature_softmax_reference(logits, temperatures, out)
-    count_fused(FUSION)
     if out is None:
         out = torch.empty_like(logits)
     if logits.numel():
         _launch_softmax(logits, temperatures, out)
+    count_fused(FUSION)  # once launched: a kernel that raises (say, cannot compile) is not counted as fused
     return out
 
 
@@ -662,10 +711,10 @@ def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: 
         generator = torch.Generator(device=logits.device)
         generator.manual_seed(int(seeds.reshape(-1)[0]) if seeds.numel() else 0)  # host read: fallback only
         return temperature_sample_reference(logits, temperatures, generator)
-    count_fused(FUSION)
     out = torch.empty(rows, dtype=torch.int64, device=logits.device)
     if rows:
         _launch_sample(logits, temperatures, seeds, out)
+    count_fused(FUSION)
     return out
 
 
@@ -684,13 +733,16 @@ def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torc
     chunks_p2 = triton.next_power_of_2(p.chunks)
     one_launch = ONE_LAUNCH_SAMPLING
     counters = zeroed_counters(logits.device, rows) if one_launch else part_index  # (unused with two launches)
+    pdl = grid_dependency_control(logits.device)
+    wait, trigger = _dependency_flags(logits.device, "sample")
     _sample_column_race_kernel[(rows * p.chunks,)](
         logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index, counters,
         out, vocab, p.tiles, p.tiles_per_program, p.chunks, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=gpu,
-        COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, num_warps=SAMPLE_WARPS)
+        COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, WAIT=wait, TRIGGER=trigger and one_launch,
+        num_warps=SAMPLE_WARPS, **({"launch_pdl": True} if wait else {}))
     if not one_launch:
-        _sample_race_combine_kernel[(rows,)](part_score, part_index, out, p.chunks, CHUNKS_P2=chunks_p2, GPU=gpu,
-                                             num_warps=1, **({"launch_pdl": True} if gpu else {}))
+        _sample_race_combine_kernel[(rows,)](part_score, part_index, out, p.chunks, CHUNKS_P2=chunks_p2, WAIT=pdl,
+                                             num_warps=1, **({"launch_pdl": True} if pdl else {}))
 
 
 def _compile_rows(rows: int, vocab: int, stride: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -104,6 +104,62 @@ def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path):
     assert torch.equal(graph_tokens, temperature_sample(fresh, temps, seeds))
 
 
+DEPENDENCY_SETTINGS = {"shipped": dict(sampling.GRID_DEPENDENCY),
+                       "off": {"entry_wait": frozenset(), "trigger_next": False},
+                       "every kernel waits and triggers": {"entry_wait": frozenset(sampling.ENTRY_WAIT_KERNELS),
+                                                           "trigger_next": True}}
+
+
+@pytest.mark.parametrize("setting", DEPENDENCY_SETTINGS)
+@pytest.mark.parametrize("b, v", [(4, 262144), (16, 128256), (1, 128256)])
+def test_dependent_launches_see_the_writes_of_the_kernels_before_them_in_a_graph(b, v, setting, softmax_path,
+                                                                                 monkeypatch):
+    """In one graph, three rounds of: a torch kernel writes fresh logits, the in-place softmax, a torch kernel
+    writes other logits, the sampler, then the softmax again right behind the sampler. Every kernel that launches
+    as a programmatic dependent must read what the kernel before it wrote, replay after replay."""
+    for key, value in DEPENDENCY_SETTINGS[setting].items():
+        monkeypatch.setitem(sampling.GRID_DEPENDENCY, key, value)
+    temps = torch.rand(b, device="cuda") + 0.5
+    seeds = torch.arange(b, dtype=torch.int64, device="cuda") * 7 + 1
+    sources = [inputs(b, v, torch.float32, seed=100 + i)[0] for i in range(6)]
+    work = [torch.empty(b, v, device="cuda") for _ in range(6)]
+
+    def rounds():
+        tokens = []
+        for i in range(3):
+            work[2 * i].copy_(sources[2 * i])
+            temperature_softmax(work[2 * i], temps, out=work[2 * i])
+            work[2 * i + 1].copy_(sources[2 * i + 1])
+            tokens.append(temperature_sample(work[2 * i + 1], temps, seeds))
+            temperature_softmax(work[2 * i + 1], temps, out=work[2 * i + 1])
+        return tokens
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        rounds()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        tokens = rounds()
+    expected_probs = [temperature_softmax(src, temps) for src in sources]
+    expected_tokens = [temperature_sample(sources[2 * i + 1], temps, seeds) for i in range(3)]
+    for replay in range(3):
+        for w in work:
+            w.fill_(float("nan"))
+        if replay:  # new logits between replays: the graph's copies must bring them in
+            for src in sources:
+                src.copy_(torch.roll(src, shifts=replay * 17, dims=1))
+            expected_probs = [temperature_softmax(src, temps) for src in sources]
+            expected_tokens = [temperature_sample(sources[2 * i + 1], temps, seeds) for i in range(3)]
+        graph.replay()
+        torch.cuda.synchronize()
+        for w, expected in zip(work, expected_probs):
+            assert torch.equal(w, expected)
+        for got, expected in zip(tokens, expected_tokens):
+            assert torch.equal(got, expected)
+
+
 def chi_square(counts, base, temperature):
     """Pearson's statistic of class counts against softmax(base / temperature)."""
     expected = torch.softmax(base.double() / temperature, -1) * counts.sum()

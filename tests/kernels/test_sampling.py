@@ -104,9 +104,10 @@ def test_in_place_when_out_is_logits(softmax_kernel):
 
 # Which softmax kernel the plan takes, from the H200 sweep (docs/benchmarks/sampler-h200-tune-cluster.json): the
 # cluster kernel where it was faster there, the two-pass kernels where they were.
-PLAN = {(1, 128256): "two_pass", (2, 128256): "cluster", (4, 128256): "cluster", (16, 128256): "cluster",
-        (256, 128256): "cluster", (16, 32000): "cluster", (1, 32000): "cluster", (1, 65536): "cluster",
-        (1, 65537): "two_pass", (2, 65537): "cluster", (4, 4099): "two_pass", (64, 151936): "two_pass",
+PLAN = {(1, 128256): "two_pass", (2, 128256): "two_pass", (3, 128256): "two_pass", (4, 128256): "cluster",
+        (16, 128256): "cluster", (256, 128256): "cluster", (16, 32000): "cluster", (1, 32000): "cluster",
+        (1, 65536): "cluster", (1, 65537): "two_pass", (3, 65537): "two_pass", (4, 65537): "cluster",
+        (4, 4099): "two_pass", (64, 151936): "two_pass",
         (128, 151936): "cluster", (16, 262144): "two_pass", (32, 262144): "two_pass", (64, 262144): "cluster",
         (32, 524288): "two_pass", (64, 524288): "cluster", (64, 600000): "two_pass", (8, 16384): "two_pass",
         (8, 16385): "cluster", (1, 16385): "cluster"}

@@ -1,0 +1,119 @@
+"""What programmatic dependent launch at a kernel's entry is worth for the sampler's kernels (Hopper).
+
+GRID_DEPENDENCY settings, timed in one process at the bench's shapes (fp32 logits, `hotfuse bench`'s inputs):
+- off:     only the second softmax pass launches as a dependent (of the first), as shipped before;
+- wait:    the first pass, the cluster softmax and the sampler (ENTRY_WAIT_KERNELS) also launch as dependents of
+           whatever ran before them, waiting (griddepcontrol.wait) before their first memory access;
+- wait+trigger: and those kernels and the second pass let the next launch start once past that wait.
+(What ships, GRID_DEPENDENCY: the first pass's entry wait alone, a per-kernel pick from these timings.)
+Two harnesses, both CUDA-graph replays of 20 calls, median of 30 replays:
+- back to back: the op alone, 20 times (the bench's harness);
+- after a torch kernel: each call preceded by a small torch kernel (launched without the attribute), minus the
+  same graph without the op: what the op costs after an unrelated kernel, as in an engine.
+The softmax runs through each of its kernels, forced (* marks the one the plan picks with the thresholds as
+shipped). Outputs are
+checked bitwise against the `off` setting. Run on the device machine:
+    HOTFUSE_GPU_SCRIPT=tools/dependent_launch.py bash ci/gpu_run.sh OUT [ROUNDS]
+Writes OUT/dependent-launch.json."""
+import json
+import statistics
+import sys
+import time
+
+import torch
+import triton
+
+from hotfuse.bench import copy_bandwidth, time_in_graph
+from hotfuse.bench.sampler import _inputs
+from hotfuse.kernels import sampling as S
+
+SHAPES = [(b, v) for v in (128256, 262144) for b in (1, 4, 16, 64, 256)]
+SETTINGS = {"off": (frozenset(), False), "wait": (frozenset(S.ENTRY_WAIT_KERNELS), False),
+            "wait+trigger": (frozenset(S.ENTRY_WAIT_KERNELS), True)}
+SHIPPED = dict(S.GRID_DEPENDENCY)
+FORCED = {"cluster": dict(enabled=True, short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0),
+          "two_pass": dict(enabled=False)}
+
+
+def use(setting, kernel=None):
+    S.GRID_DEPENDENCY["entry_wait"], S.GRID_DEPENDENCY["trigger_next"] = SETTINGS[setting]
+    S.CLUSTER.update(SAVED_CLUSTER)
+    if kernel is not None:
+        S.CLUSTER.update(FORCED[kernel])
+
+
+SAVED_CLUSTER = dict(S.CLUSTER)
+
+
+def after_torch_kernel(fn, scratch):
+    both = time_in_graph(lambda: (scratch.add_(1.0), fn()))
+    alone = time_in_graph(lambda: scratch.add_(1.0))
+    return both - alone, alone
+
+
+def main(out_dir, rounds=2):
+    device = torch.device("cuda")
+    bandwidth = copy_bandwidth(device)
+    print(f"{torch.cuda.get_device_name()} torch {torch.__version__} triton {triton.__version__} "
+          f"copy {bandwidth / 1e9:.0f} GB/s", flush=True)
+    scratch = torch.zeros(1024, device=device)
+    rows, mismatches = [], []
+    for b, v in SHAPES:
+        logits0, temps = _inputs(b, v, device, seed=b * 7919 + v)
+        seeds = torch.arange(b, dtype=torch.int64, device=device)
+        work = logits0.clone()
+        use("off")
+        planned = S.softmax_variant(b, v, device)[0]
+        kernels = []
+        for kernel in FORCED:  # each kernel that can run this vocabulary
+            use("off", kernel)
+            if S.softmax_variant(b, v, device)[0] == kernel:
+                kernels.append(kernel)
+        ops = [("softmax", kernel) for kernel in kernels] + [("sample", None)]
+        reference = {}
+        for op, kernel in ops:  # correctness first: every setting gives the off setting's bits
+            for setting in SETTINGS:
+                use(setting, kernel)
+                if op == "softmax":
+                    work.copy_(logits0)
+                    got = S.temperature_softmax(work, temps, out=work).clone()
+                else:
+                    got = S.temperature_sample(logits0, temps, seeds)
+                torch.cuda.synchronize()
+                key = (op, kernel)
+                if setting == "off":
+                    reference[key] = got
+                elif not torch.equal(got, reference[key]):
+                    mismatches.append({"B": b, "V": v, "op": op, "kernel": kernel, "setting": setting})
+        for op, kernel in ops:
+            if op == "softmax":
+                fn = lambda: S.temperature_softmax(work, temps, out=work)  # noqa: E731
+            else:
+                fn = lambda: S.temperature_sample(logits0, temps, seeds)  # noqa: E731
+            times = {s: {"back_to_back": [], "after_torch_kernel": []} for s in SETTINGS}
+            for _ in range(rounds):
+                for setting in SETTINGS:  # interleaved, so drift hits every setting alike
+                    use(setting, kernel)
+                    work.copy_(logits0)
+                    times[setting]["back_to_back"].append(time_in_graph(fn))
+                    work.copy_(logits0)
+                    times[setting]["after_torch_kernel"].append(after_torch_kernel(fn, scratch)[0])
+            row = {"B": b, "V": v, "op": op, "kernel": kernel or "column_race", "planned": kernel == planned,
+                   "us": {s: {h: statistics.median(t) for h, t in by.items()} for s, by in times.items()},
+                   "all_us": times}
+            rows.append(row)
+            print(f"{op:7s} B={b:3d} V={v:6d} {row['kernel']:11s}{'*' if row['planned'] else ' '} "
+                  + "  ".join(f"{s}: {row['us'][s]['back_to_back']:6.2f} / {row['us'][s]['after_torch_kernel']:6.2f}"
+                              for s in SETTINGS), flush=True)
+    S.GRID_DEPENDENCY.update(SHIPPED)
+    print("bitwise mismatches against the off setting:", mismatches or "none", flush=True)
+    with open(f"{out_dir}/dependent-launch.json", "w") as fh:
+        json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "copy_bandwidth_GBps": bandwidth / 1e9, "settings": {k: [sorted(w), t] for k, (w, t) in SETTINGS.items()},
+                   "columns": "us[setting][back_to_back | after_torch_kernel] (median over rounds)",
+                   "mismatches": mismatches, "rows": rows}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], *(int(a) for a in sys.argv[2:3]))
