@@ -11,7 +11,7 @@ Two harnesses, both CUDA-graph replays of 20 calls, median of 30 replays:
 - after a torch kernel: each call preceded by a small torch kernel (launched without the attribute), minus the
   same graph without the op: what the op costs after an unrelated kernel, as in an engine.
 The softmax runs through each of its kernels, forced (* marks the one the plan picks with the thresholds as
-shipped). Outputs are
+shipped); the sampler in one launch (as shipped) and in two (the race lets the combine launch at once). Outputs are
 checked bitwise against the `off` setting. Run on the device machine:
     HOTFUSE_GPU_SCRIPT=tools/dependent_launch.py bash ci/gpu_run.sh OUT [ROUNDS]
 Writes OUT/dependent-launch.json."""
@@ -38,11 +38,21 @@ FORCED = {"cluster": dict(enabled=True, short_span_min_rows=1, long_span_min_row
 def use(setting, kernel=None):
     S.GRID_DEPENDENCY["entry_wait"], S.GRID_DEPENDENCY["trigger_next"] = SETTINGS[setting]
     S.CLUSTER.update(SAVED_CLUSTER)
-    if kernel is not None:
+    if kernel in FORCED:
         S.CLUSTER.update(FORCED[kernel])
 
 
 SAVED_CLUSTER = dict(S.CLUSTER)
+
+
+def sample(logits, temps, seeds, kernel):
+    """The column race in one launch (kernel None, as shipped) or in two (the second combines the winners; the
+    first lets it launch at once, and it waits for the first's partials)."""
+    S.ONE_LAUNCH_SAMPLING = kernel != "two_launches"
+    try:
+        return S.temperature_sample(logits, temps, seeds)
+    finally:
+        S.ONE_LAUNCH_SAMPLING = True
 
 
 def after_torch_kernel(fn, scratch):
@@ -69,7 +79,7 @@ def main(out_dir, rounds=2):
             use("off", kernel)
             if S.softmax_variant(b, v, device)[0] == kernel:
                 kernels.append(kernel)
-        ops = [("softmax", kernel) for kernel in kernels] + [("sample", None)]
+        ops = [("softmax", kernel) for kernel in kernels] + [("sample", None), ("sample", "two_launches")]
         reference = {}
         for op, kernel in ops:  # correctness first: every setting gives the off setting's bits
             for setting in SETTINGS:
@@ -78,7 +88,7 @@ def main(out_dir, rounds=2):
                     work.copy_(logits0)
                     got = S.temperature_softmax(work, temps, out=work).clone()
                 else:
-                    got = S.temperature_sample(logits0, temps, seeds)
+                    got = sample(logits0, temps, seeds, kernel)
                 torch.cuda.synchronize()
                 key = (op, kernel)
                 if setting == "off":
@@ -89,7 +99,7 @@ def main(out_dir, rounds=2):
             if op == "softmax":
                 fn = lambda: S.temperature_softmax(work, temps, out=work)  # noqa: E731
             else:
-                fn = lambda: S.temperature_sample(logits0, temps, seeds)  # noqa: E731
+                fn = lambda: sample(logits0, temps, seeds, kernel)  # noqa: E731
             times = {s: {"back_to_back": [], "after_torch_kernel": []} for s in SETTINGS}
             for _ in range(rounds):
                 for setting in SETTINGS:  # interleaved, so drift hits every setting alike
@@ -98,11 +108,12 @@ def main(out_dir, rounds=2):
                     times[setting]["back_to_back"].append(time_in_graph(fn))
                     work.copy_(logits0)
                     times[setting]["after_torch_kernel"].append(after_torch_kernel(fn, scratch)[0])
-            row = {"B": b, "V": v, "op": op, "kernel": kernel or "column_race", "planned": kernel == planned,
+            row = {"B": b, "V": v, "op": op, "kernel": kernel or "column_race",
+                   "planned": kernel == planned or (op == "sample" and kernel is None),
                    "us": {s: {h: statistics.median(t) for h, t in by.items()} for s, by in times.items()},
                    "all_us": times}
             rows.append(row)
-            print(f"{op:7s} B={b:3d} V={v:6d} {row['kernel']:11s}{'*' if row['planned'] else ' '} "
+            print(f"{op:7s} B={b:3d} V={v:6d} {row['kernel']:12s}{'*' if row['planned'] else ' '} "
                   + "  ".join(f"{s}: {row['us'][s]['back_to_back']:6.2f} / {row['us'][s]['after_torch_kernel']:6.2f}"
                               for s in SETTINGS), flush=True)
     S.GRID_DEPENDENCY.update(SHIPPED)

@@ -170,8 +170,8 @@ def _multiprocessors(device: torch.device) -> int:
 # The second softmax pass always launches as a dependent of the first. entry_wait: the kernels that start a
 # softmax or a draw and also launch as dependents of whatever ran before them; trigger_next: those kernels and
 # the second pass let the next launch start early. H200 (tools/dependent_launch.py, docs/BENCHMARKS.md): the first
-# softmax pass gains 0.2-0.5 us back to back and up to 0.2 us after an unrelated kernel; the cluster softmax and
-# the sampler gain only back to back and lose up to 0.5 us after an unrelated kernel; trigger_next is slower at
+# softmax pass gains 0.3-0.5 us back to back and 0.1-0.6 us after an unrelated kernel; the cluster softmax and
+# the sampler gain only back to back and lose 0.1-0.3 us after an unrelated kernel; trigger_next is slower at
 # some shapes. So only the first pass waits at entry.
 ENTRY_WAIT_KERNELS = ("softmax_partials", "softmax_cluster", "sample")
 GRID_DEPENDENCY = {"entry_wait": frozenset({"softmax_partials"}), "trigger_next": False}
@@ -738,7 +738,7 @@ def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torc
     _sample_column_race_kernel[(rows * p.chunks,)](
         logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index, counters,
         out, vocab, p.tiles, p.tiles_per_program, p.chunks, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=gpu,
-        COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, WAIT=wait, TRIGGER=trigger and one_launch,
+        COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, WAIT=wait, TRIGGER=trigger if one_launch else pdl,
         num_warps=SAMPLE_WARPS, **({"launch_pdl": True} if wait else {}))
     if not one_launch:
         _sample_race_combine_kernel[(rows,)](part_score, part_index, out, p.chunks, CHUNKS_P2=chunks_p2, WAIT=pdl,
