@@ -11,7 +11,8 @@ import triton
 
 from hotfuse.bench import copy_bandwidth, time_in_graph
 from hotfuse.bench.sampler import _inputs
-from hotfuse.kernels.sampling import softmax_variant, temperature_sample, temperature_softmax
+from hotfuse.kernels.sampling import (_sample_cluster_geometry, softmax_variant, temperature_sample,
+                                      temperature_softmax)
 
 SHAPES = [(16, 128256), (4, 262144), (4, 128256), (16, 262144)]
 
@@ -31,7 +32,10 @@ def main(out_dir, repeats=5):
             roofline = nbytes / bandwidth * 1e6
             bar = max(bar_floor, 1.6 * roofline)
             times = [time_in_graph(fn) for _ in range(repeats)]
-            kernel = softmax_variant(b, v, device)[0] if op == "softmax" else "column_race"
+            if op == "softmax":
+                kernel = softmax_variant(b, v, device)[0]
+            else:
+                kernel = "cluster_race" if _sample_cluster_geometry(b, v, logits.dtype, device) else "column_race"
             rows.append({"op": op, "B": b, "V": v, "kernel": kernel, "us": times, "roofline_us": roofline, "bar_us": bar})
             print(f"{op} B={b} V={v} ({kernel}): " + " ".join(f"{t:.2f}" for t in times)
                   + f"  (bar {bar:.2f}, met {sum(t <= bar for t in times)}/{repeats})", flush=True)

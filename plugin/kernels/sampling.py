@@ -39,6 +39,10 @@ temperature_sample (exact samples of softmax(x / t); noise from Philox4x32-7 key
   a fixed order. The column layout and the noise counters do not depend on the batch or the launch
   geometry: a row's token depends only on its logits, its temperature and its seed.
 - A NaN logit is never drawn: a program that meets one redoes its tiles treating NaN as masked.
+- The same race by a thread-block cluster (Hopper and later) where an H200 measured it faster: fp32 logits of
+  65537-131072 tokens (17-32 tiles) and 2-16 rows. Sixteen CTAs take two tiles of a row each and exchange
+  their winners through distributed shared memory (the softmax's mbarrier exchange) instead of the arrival
+  counter; the noise and tie rules are the column race's, so it draws the same tokens.
 
 The partial pass keeps a running (max, sum) per lane with one exponential per element (exp(-|x - m|) is
 either the new term or the rescale of the old sum). Arrival counters live in a zeroed per-(device, stream)
@@ -177,11 +181,15 @@ ENTRY_WAIT_KERNELS = ("softmax_partials", "softmax_cluster", "sample")
 GRID_DEPENDENCY = {"entry_wait": frozenset({"softmax_partials"}), "trigger_next": False}
 
 
+def nvidia_hopper_or_later(device: torch.device) -> bool:
+    return (device.type == "cuda" and not torch.version.hip
+            and torch.cuda.get_device_capability(device)[0] >= 9)
+
+
 def grid_dependency_control(device: torch.device) -> bool:
     """Whether kernels on this device may use programmatic dependent launch: griddepcontrol is sm_90+ PTX, so
     on an A100 or an L4 (and on AMD) the kernels compile without it."""
-    return (device.type == "cuda" and not torch.version.hip
-            and torch.cuda.get_device_capability(device)[0] >= 9)
+    return nvidia_hopper_or_later(device)
 
 
 def _dependency_flags(device: torch.device, kernel: str) -> tuple[bool, bool]:
@@ -577,6 +585,76 @@ if triton is not None:
             tl.extra.cuda.gdc_wait()
         _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, False)
 
+    @triton.jit
+    def _sample_cluster_kernel(logits_ptr, row_stride, temp_ptr, seed_ptr, out_ptr, vocab,
+                               CTAS: tl.constexpr, TILES: tl.constexpr, DEPTH: tl.constexpr, LANES: tl.constexpr,
+                               GPU: tl.constexpr, WAIT: tl.constexpr):
+        # The column race of one row by a thread-block cluster (Hopper, launched with num_ctas=CTAS): CTA r races
+        # tiles r*TILES .. r*TILES+TILES-1 ([CTAS, DEPTH, LANES] tiles, one slice per CTA), picks its winning
+        # column's token, and pushes (column score, token) to every CTA through the softmax's mbarrier exchange;
+        # CTA 0 writes the row's winner. The same scores, noise and tie rules as the column race kernel, so the
+        # same tokens; no arrival counter and no second read of partials from global memory.
+        tl.static_assert(CTAS <= 16)
+        row = tl.program_id(0)
+        if GPU:
+            ready = _exchange_init(row, CTAS)
+        if WAIT:
+            tl.extra.cuda.gdc_wait()
+        scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)
+        seed = tl.load(seed_ptr + row)
+        base = logits_ptr + row.to(tl.int64) * row_stride
+        span = tl.arange(0, CTAS)
+        depth = tl.arange(0, DEPTH)
+        lane = tl.arange(0, LANES)
+        bits, _r1, _r2, _r3 = tl.randint4x(seed, depth + (1 << 30), 7)
+        token_noise = _gumbel_from_bits(bits, GPU)
+        best = tl.full([CTAS, LANES], float("-inf"), tl.float32)
+        best_col = tl.full([CTAS, LANES], 0, tl.int32)
+        for i in tl.static_range(TILES):
+            tile = span * TILES + i
+            cols = tile[:, None, None] * (DEPTH * LANES) + depth[None, :, None] * LANES + lane[None, None, :]
+            x = tl.load(base + cols, mask=cols < vocab, other=float("-inf")).to(tl.float32)
+            if GPU:  # NaN: masked (max.f32 returns the other operand when one is NaN: one instruction)
+                x = tl.maximum(x, float("-inf"))
+            else:  # the interpreter's maximum propagates NaN
+                x = tl.where(x == x, x, float("-inf"))
+            m = tl.max(x, axis=1)
+            m_scaled = tl.where(m == float("-inf"), 0.0, m) * scale
+            mass = tl.sum(tl.exp2(x * scale - m_scaled[:, None, :]), axis=1)
+            quad = tile[:, None] * (LANES // 4) + tl.arange(0, LANES // 4)[None, :]
+            r0, r1, r2, r3 = tl.randint4x(seed, quad, 7)
+            # column 4q + i gets r_i (a where-chain: Triton 3.6 cannot lay out join + reshape across CTAs)
+            which = tl.arange(0, 4)[None, None, :]
+            bits = tl.where(which == 0, r0[:, :, None], tl.where(which == 1, r1[:, :, None],
+                                                                 tl.where(which == 2, r2[:, :, None], r3[:, :, None])))
+            bits = tl.reshape(bits, [CTAS, LANES])
+            noise = _gumbel_from_bits(bits, GPU)
+            score = m_scaled + _log2(mass, GPU) + noise
+            better = score > best
+            best = tl.where(better, score, best)
+            best_col = tl.where(better, tile[:, None] * LANES + lane[None, :], best_col)
+        top = tl.max(best, axis=1)
+        col = tl.min(tl.where(best == top[:, None], best_col, 2147483647), axis=1)
+        tokens = (col // LANES)[:, None] * (DEPTH * LANES) + depth[None, :] * LANES + (col % LANES)[:, None]
+        in_vocab = tokens < vocab
+        x = tl.load(base + tokens, mask=in_vocab, other=float("-inf")).to(tl.float32)
+        s = tl.where(in_vocab & (x == x), x * scale + token_noise[None, :], float("-inf"))
+        s_top = tl.max(s, axis=1)
+        choice = tl.min(tl.where(s == s_top[:, None], tokens, 2147483647), axis=1)
+        if GPU:
+            pushed = _push_partials(top, choice.to(tl.float32, bitcast=True), ready + 0 * span, CTAS)
+            scores, picks = _pull_partials(tl.arange(0, CTAS)[None, :] + (pushed - row)[:, None])
+            picks = picks.to(tl.int32, bitcast=True)
+            received = _cluster_arrive(row)
+        else:
+            scores = tl.broadcast_to(top[None, :], [CTAS, CTAS])
+            picks = tl.broadcast_to(choice[None, :], [CTAS, CTAS])
+        winner = tl.max(scores, axis=1)
+        token = tl.min(tl.where(scores == winner[:, None], picks, 2147483647), axis=1)
+        tl.store(out_ptr + row + 0 * span, token.to(tl.int64), mask=span == 0)
+        if GPU:
+            _cluster_wait(received)
+
 # Cluster softmax (Hopper and later): CTAs per row (16 is a non-portable cluster size, which Hopper allows), the
 # spans a CTA holds in registers, and where it beats the two-pass kernels (H200 sweep, docs/BENCHMARKS.md): spans
 # up to one_row_span from a single row; up to short_span from short_span_min_rows rows; longer spans from
@@ -611,7 +689,7 @@ def _cluster_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int,
     """(CTAs per row, span per CTA, warps) for the cluster kernel, or None when it does not apply."""
     if not CLUSTER["enabled"] or device.type not in ("cuda", "cpu"):
         return None
-    if device.type == "cuda" and (torch.version.hip or torch.cuda.get_device_capability(device)[0] < 9):
+    if device.type == "cuda" and not nvidia_hopper_or_later(device):
         return None  # thread-block clusters (and the PTX exchange) are NVIDIA's, from Hopper on
     ctas = CLUSTER["ctas"]
     span = triton.next_power_of_2(triton.cdiv(max(vocab, 1), ctas))
@@ -721,11 +799,56 @@ def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: 
 # The row's last program combines the chunk winners in the same launch; False: a second launch does (the
 # tests compare the two).
 ONE_LAUNCH_SAMPLING = True
+# The column race by a thread-block cluster (Hopper on): 16 CTAs a row, each racing TILES_PER_CTA of the row's
+# tiles; the CTAs exchange their winners through distributed shared memory instead of an arrival counter and a
+# read back from global memory. It draws the tokens of the column race kernel. Used for fp32 logits of 17-32
+# tiles (65537-131072 tokens) and min_rows to max_rows rows, where the H200 measured it faster
+# (tools/sample_variants.py, docs/BENCHMARKS.md); with bf16/fp16 logits Triton lays its tiles out through
+# 64 KB of shared memory, so those stay with the column race kernel.
+SAMPLE_CLUSTER = {"enabled": True, "ctas": 16, "tiles_per_cta": 2, "min_rows": 2, "max_rows": 16}
+
+
+def _sample_cluster_geometry(rows: int, vocab: int, dtype: torch.dtype,
+                             device: torch.device) -> tuple[int, int] | None:
+    """(CTAs per row, tiles per CTA) for the cluster race, or None when the column race kernel draws."""
+    if not SAMPLE_CLUSTER["enabled"] or device.type not in ("cuda", "cpu") or dtype != torch.float32:
+        return None
+    if device.type == "cuda" and not nvidia_hopper_or_later(device):
+        return None
+    ctas, per_cta = SAMPLE_CLUSTER["ctas"], SAMPLE_CLUSTER["tiles_per_cta"]
+    tiles = triton.cdiv(max(vocab, 1), COLUMN_DEPTH * COLUMN_LANES)
+    if not SAMPLE_CLUSTER["min_rows"] <= rows <= SAMPLE_CLUSTER["max_rows"]:
+        return None
+    if not ctas * (per_cta - 1) < tiles <= ctas * per_cta:
+        return None
+    return ctas, per_cta
+
+
+def _launch_sample_cluster(logits, temperatures, seeds, out, ctas, per_cta) -> bool:
+    """Launches the cluster race; False (and the cluster race off from then on) if it cannot run here."""
+    rows, vocab = logits.shape
+    gpu = logits.device.type == "cuda"
+    wait, _trigger = _dependency_flags(logits.device, "sample")
+    try:
+        _sample_cluster_kernel[(rows,)](logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows),
+                                        out, vocab, CTAS=ctas, TILES=per_cta, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES,
+                                        GPU=gpu, WAIT=wait, num_warps=SAMPLE_WARPS,
+                                        **({"num_ctas": ctas} if gpu else {}), **({"launch_pdl": True} if wait else {}))
+        return True
+    except Exception as exc:  # e.g. a Triton that cannot compile it: the column race draws the same tokens
+        SAMPLE_CLUSTER["enabled"] = False
+        logger.warning("hotfuse: cluster sampler unavailable here (%s: %s); using the column race kernel",
+                       type(exc).__name__, str(exc).splitlines()[-1] if str(exc) else "")
+        return False
 
 
 def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor,
                    tiles_per_program: int | None = None) -> None:
     rows, vocab = logits.shape
+    cluster = _sample_cluster_geometry(rows, vocab, logits.dtype, logits.device)
+    if cluster is not None and tiles_per_program is None:
+        if _launch_sample_cluster(logits, temperatures, seeds, out, *cluster):
+            return
     p = sample_plan(rows, vocab, logits.device, tiles_per_program)
     gpu = logits.device.type == "cuda"
     part_score = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
@@ -776,4 +899,7 @@ def warm_up(like: torch.Tensor, max_rows: int = 4096) -> bool:
     for tiles_per_program in sorted({sample_plan(1, vocab, device, t).tiles_per_program
                                      for t in range(1, SAMPLE_MAX_TILES_PER_PROGRAM + 1)}):
         _launch_sample(dummy, torch.ones(1, device=device), seeds, out, tiles_per_program)
+    cluster = _sample_cluster_geometry(SAMPLE_CLUSTER["min_rows"], vocab, like.dtype, device)
+    if cluster is not None:  # compiled for any number of rows
+        _launch_sample_cluster(dummy, torch.ones(1, device=device), seeds, out, *cluster)
     return True

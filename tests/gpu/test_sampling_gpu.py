@@ -200,6 +200,7 @@ def test_sample_all_but_one_masked_picks_it():
 
 @pytest.mark.parametrize("b, v", [(16, 128256), (64, 262144), (300, 5000)])
 def test_one_launch_sampling_equals_two_launches_and_replays_in_a_graph(b, v, monkeypatch):
+    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", False)  # the column race kernel at every shape
     logits, temps = inputs(b, v, torch.float32, seed=b + v)
     seeds = torch.arange(b, device="cuda", dtype=torch.int64) * 3 + 1
     monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", False)
@@ -222,6 +223,41 @@ def test_one_launch_sampling_equals_two_launches_and_replays_in_a_graph(b, v, mo
     assert not sampling.zeroed_counters(logits.device, b).any()
 
 
+def sample_in_a_graph(logits, temps, seeds):
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        temperature_sample(logits, temps, seeds)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = temperature_sample(logits, temps, seeds)
+    return graph, captured
+
+
+@pytest.mark.parametrize("b, v", [(2, 128256), (5, 70001), (16, 128256), (16, 131072)])
+def test_the_cluster_race_draws_the_tokens_of_the_column_race_and_replays_in_a_graph(b, v, monkeypatch):
+    logits, temps = inputs(b, v, torch.float32, seed=b * v)
+    logits *= 0.1  # flat rows: every column is in the running
+    logits[0, : v // 3] = float("-inf")
+    logits[-1, 100::997] = float("nan")
+    seeds = torch.arange(b, device="cuda", dtype=torch.int64) * 5 + 9
+    assert sampling._sample_cluster_geometry(b, v, logits.dtype, logits.device) is not None
+    cluster = [temperature_sample(logits, temps, seeds + k) for k in range(4)]
+    graph, captured = sample_in_a_graph(logits, temps, seeds)
+    assert sampling.SAMPLE_CLUSTER["enabled"], "the cluster race failed here and fell back"
+    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", False)
+    race = [temperature_sample(logits, temps, seeds + k) for k in range(4)]
+    assert all(torch.equal(a, r) for a, r in zip(cluster, race))
+    assert len({tuple(t.tolist()) for t in cluster}) > 1
+    fresh, _ = inputs(b, v, torch.float32, seed=b * v + 1)
+    for _ in range(3):  # replays on fresh logits, copied into the captured input
+        logits.copy_(fresh)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(captured, temperature_sample(logits, temps, seeds))
+
+
 def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length(monkeypatch):
     b, v = 64, 262144  # the plan gives 4 tiles a program here, 1 for a row alone
     logits, temps = inputs(b, v, torch.float32, seed=5)
@@ -234,6 +270,13 @@ def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length(monkey
     for tiles in (1, 2, 3):
         monkeypatch.setattr(sampling, "SAMPLE_MAX_TILES_PER_PROGRAM", tiles)
         assert torch.equal(temperature_sample(logits, temps, seeds), batch)
+    # 16 rows of 128256 tokens are drawn by the cluster race, 64 by the column race
+    logits, temps = inputs(b, 128256, torch.float32, seed=6)
+    logits *= 0.1
+    assert sampling._sample_cluster_geometry(16, 128256, logits.dtype, logits.device) is not None
+    assert sampling._sample_cluster_geometry(b, 128256, logits.dtype, logits.device) is None
+    assert torch.equal(temperature_sample(logits[:16], temps[:16], seeds[:16]),
+                       temperature_sample(logits, temps, seeds)[:16])
 
 
 def test_nan_logits_are_drawn_as_if_masked():
@@ -286,5 +329,13 @@ def test_warm_up_leaves_nothing_to_compile_for_any_batch_size(monkeypatch):
         temps = torch.rand(b, device="cuda") + 0.5
         temperature_sample(logits, temps, torch.arange(b, device="cuda"))
         temperature_softmax(logits, temps, out=logits)
+    # fp32 logits in the cluster race's range (with a row stride not a multiple of 16 either)
+    vocab = 100_003
+    assert sampling.warm_up(torch.empty(2, vocab, device="cuda"), max_rows=64)
+    compiled.clear()
+    for b in (1, 2, 5, 16, 17, 64):
+        logits = torch.randn(b, vocab, device="cuda")
+        temperature_sample(logits, torch.rand(b, device="cuda") + 0.5, torch.arange(b, device="cuda"))
     torch.cuda.synchronize()
     assert compiled == []
+    assert sampling.SAMPLE_CLUSTER["enabled"]

@@ -20,6 +20,7 @@ SOFTMAX_NORMALIZE = {**LOGITS, "out_ptr": "*fp32", "out_row_stride": "i32", "tem
                      "part_max_ptr": "*fp32", "part_sum_ptr": "*fp32", "rows": "i32", "vocab": "i32", "chunk": "i32",
                      "chunks": "i32"}
 SOFTMAX_CLUSTER = {**LOGITS, "out_ptr": "*fp32", "out_row_stride": "i32", "temp_ptr": "*fp32", "vocab": "i32"}
+SAMPLE_CLUSTER = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "out_ptr": "*i64", "vocab": "i32"}
 SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "part_score_ptr": "*fp32", "part_index_ptr": "*i32",
           "counters_ptr": "*i32", "out_ptr": "*i64", "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32",
           "chunks": "i32"}
@@ -55,8 +56,16 @@ def cases_for(capability):
         cases["softmax_cluster"] = (sampling._softmax_cluster_kernel, SOFTMAX_CLUSTER,
                                     {"CTAS": ctas, "SPAN": span, "WAIT": flags["softmax_cluster"][0],
                                      "TRIGGER": trigger, "GPU": True}, {"num_warps": warps, "num_ctas": ctas})
+    sample_cluster = sampling._sample_cluster_geometry(16, 128256, torch.float32, device)
+    if sample_cluster is not None:
+        ctas, per_cta = sample_cluster
+        cases["sample_cluster"] = (sampling._sample_cluster_kernel, SAMPLE_CLUSTER,
+                                   {"CTAS": ctas, "TILES": per_cta, "DEPTH": sampling.COLUMN_DEPTH,
+                                    "LANES": sampling.COLUMN_LANES, "GPU": True, "WAIT": flags["sample"][0]},
+                                   {"num_warps": sampling.SAMPLE_WARPS, "num_ctas": ctas})
     waits = sorted(kernel for kernel, (wait, _) in flags.items() if wait)
-    return {"dependent_launch": pdl, "entry_wait": waits, "trigger": trigger, "cluster": cluster is not None}, cases
+    return {"dependent_launch": pdl, "entry_wait": waits, "trigger": trigger, "cluster": cluster is not None,
+            "sample_cluster": sample_cluster is not None}, cases
 
 
 def main(capabilities):

@@ -28,7 +28,8 @@ def report():
 @pytest.mark.parametrize("capability", ["8.0", "8.9"], ids=["sm80-A100", "sm89-L4"])
 def test_kernels_compile_before_hopper_without_dependent_launch(report, capability):
     got = report[capability]
-    assert got["flags"] == {"dependent_launch": False, "entry_wait": [], "trigger": False, "cluster": False}
+    assert got["flags"] == {"dependent_launch": False, "entry_wait": [], "trigger": False, "cluster": False,
+                            "sample_cluster": False}
     kernels = {name: r for name, r in got["kernels"].items() if name != "softmax_partials_with_griddepcontrol"}
     assert set(kernels) == {"softmax_partials", "softmax_normalize", "sample"}
     for name, result in kernels.items():
@@ -48,9 +49,9 @@ def test_kernels_compile_for_hopper_with_dependent_launch_and_clusters(report):
     got = report["9.0"]
     waits, trigger = GRID_DEPENDENCY["entry_wait"], GRID_DEPENDENCY["trigger_next"]
     assert got["flags"] == {"dependent_launch": True, "entry_wait": sorted(waits), "trigger": trigger,
-                            "cluster": True}
+                            "cluster": True, "sample_cluster": True}
     # the two softmax passes always use it (the second launches as the first's dependent); the others as set
     expected = {"softmax_partials": True, "softmax_normalize": True, "sample": "sample" in waits or trigger,
-                "softmax_cluster": "softmax_cluster" in waits or trigger}
+                "softmax_cluster": "softmax_cluster" in waits or trigger, "sample_cluster": "sample" in waits}
     assert {name: r["ok"] for name, r in got["kernels"].items()} == dict.fromkeys(expected, True), got["kernels"]
     assert {name: r["griddepcontrol"] for name, r in got["kernels"].items()} == expected

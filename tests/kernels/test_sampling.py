@@ -255,6 +255,59 @@ def test_one_launch_and_two_launches_draw_the_same_tokens_and_leave_counters_at_
     assert torch.equal(one[0], two) and torch.equal(one[1], two)
 
 
+SAMPLE_PLAN = {(1, 128256): None, (2, 65537): (16, 2), (16, 128256): (16, 2), (16, 131072): (16, 2), (17, 128256): None,
+               (16, 65536): None, (16, 131073): None, (4, 262144): None}
+
+
+def test_the_sampler_takes_the_cluster_race_where_it_was_faster():
+    """fp32 logits of 17-32 tiles, 2 to 16 rows (the interpreter follows the GPU's plan); other dtypes never."""
+    cpu = torch.device("cpu")
+    assert {shape: sampling._sample_cluster_geometry(*shape, torch.float32, cpu) for shape in SAMPLE_PLAN} \
+        == SAMPLE_PLAN
+    assert sampling._sample_cluster_geometry(16, 128256, torch.float16, cpu) is None
+
+
+@pytest.mark.parametrize("rows, vocab", [(3, 70001), (2, 131072)])
+def test_the_cluster_race_draws_the_tokens_of_the_column_race(rows, vocab, monkeypatch):
+    """Same scores, noise and tie rules in both kernels, so a row's token does not depend on which one draws it:
+    flat rows (every column in the running), masked and NaN logits, a partial last tile."""
+    g = torch.Generator().manual_seed(rows * vocab)
+    logits = torch.randn(rows, vocab, generator=g) * 0.5
+    logits[0, : vocab // 2] = float("-inf")
+    logits[-1, torch.randint(0, vocab, (50,), generator=g)] = float("nan")
+    temps = torch.rand(rows, generator=g) + 0.5
+    seeds = torch.arange(rows, dtype=torch.int64) * 17 + 2
+    assert sampling._sample_cluster_geometry(rows, vocab, logits.dtype, logits.device) is not None
+    cluster = [temperature_sample(logits, temps, seeds + k) for k in range(3)]
+    assert sampling.SAMPLE_CLUSTER["enabled"], "the cluster race failed and fell back"
+    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", False)
+    race = [temperature_sample(logits, temps, seeds + k) for k in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(cluster, race))
+    assert not torch.isnan(logits[torch.arange(rows), cluster[0]]).any()
+    assert len({tuple(t.tolist()) for t in cluster}) > 1  # the seeds matter
+
+
+def test_a_cluster_race_that_fails_turns_itself_off_and_the_column_race_draws(monkeypatch, caplog):
+    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", True)
+    logits, temps, seeds = torch.randn(3, 70001), torch.rand(3) + 0.5, torch.arange(3, dtype=torch.int64)
+    expected = temperature_sample(logits, temps, seeds)  # the cluster race
+    launches = []
+
+    class Refused:
+        def __getitem__(self, grid):
+            def launch(*args, **kwargs):
+                launches.append(grid)
+                raise RuntimeError("cluster launch refused")
+            return launch
+
+    monkeypatch.setattr(sampling, "_sample_cluster_kernel", Refused())
+    for _ in range(2):
+        assert torch.equal(temperature_sample(logits, temps, seeds), expected)
+    assert len(launches) == 1 and not sampling.SAMPLE_CLUSTER["enabled"]
+    assert "cluster sampler unavailable here (RuntimeError: cluster launch refused)" in caplog.text
+    assert sampling.warm_up(logits)  # and warm-up goes on without it
+
+
 class TestChiSquare:
     """Sample from fixed logits through the kernel; compare counts with the exact softmax distribution.
 
