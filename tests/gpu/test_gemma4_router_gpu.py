@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from gpu.cuda_graphs import capture
 from hotfuse import counters
 from hotfuse.kernels.gemma4_router import gemma4_route, gemma4_route_reference
 
@@ -72,14 +73,7 @@ def test_bitwise_repeatable_and_graph_capturable():
     for _ in range(3):
         again = gemma4_route(x, scale, 8)
         assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        gemma4_route(x, scale, 8)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        graph_w, graph_ids = gemma4_route(x, scale, 8)
+    graph, (graph_w, graph_ids) = capture(lambda: gemma4_route(x, scale, 8))
     x.copy_(logits(16384, 128, torch.bfloat16, seed=4))
     scale.mul_(2.0)  # per_expert_scale is read live, also inside the graph
     graph.replay()

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from gpu.cuda_graphs import capture
 from hotfuse.kernels.moe_postprocess import gather_rows, gather_rows_reference, topk_postprocess, \
     topk_postprocess_reference
 
@@ -26,14 +27,7 @@ def test_topk_postprocess_captures_in_a_graph_and_reads_the_pad_count_on_the_dev
     work = ids.clone()
     table = torch.randperm(256, device="cuda").to(torch.int32)
     n = torch.tensor(100, device="cuda")
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        topk_postprocess(work, table, n)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        topk_postprocess(work, table, n)
+    graph, _ = capture(lambda: topk_postprocess(work, table, n))
     work.copy_(ids)
     n.fill_(300)  # changed after capture: the replay must see it
     graph.replay()
@@ -51,14 +45,7 @@ def test_gather_rows_matches_reference_and_captures(b):
     for g_, r in zip(got, gather_rows_reference(idx, *buffers)):
         assert (g_ is None and r is None) or torch.equal(g_, r)
     if b:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            gather_rows(idx, *buffers)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = gather_rows(idx, *buffers)
+        graph, captured = capture(lambda: gather_rows(idx, *buffers))
         idx.copy_(torch.randint(0, 1024, (b,), device="cuda"))
         graph.replay()
         torch.cuda.synchronize()

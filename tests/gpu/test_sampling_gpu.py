@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from gpu.cuda_graphs import capture
 from hotfuse import counters
 from hotfuse.kernels import sampling
 from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
@@ -86,16 +87,8 @@ def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path):
         assert torch.equal(temperature_softmax(logits, temps), first)
         assert torch.equal(temperature_sample(logits, temps, seeds), tokens)
     probs_out = torch.empty_like(logits)
-    graph = torch.cuda.CUDAGraph()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        temperature_softmax(logits, temps, out=probs_out)
-        temperature_sample(logits, temps, seeds)
-    torch.cuda.current_stream().wait_stream(stream)
-    with torch.cuda.graph(graph):
-        temperature_softmax(logits, temps, out=probs_out)
-        graph_tokens = temperature_sample(logits, temps, seeds)
+    graph, (_, graph_tokens) = capture(lambda: (temperature_softmax(logits, temps, out=probs_out),
+                                                temperature_sample(logits, temps, seeds)))
     fresh, _ = inputs(b, v, torch.float32, seed=12)
     logits.copy_(fresh)
     graph.replay()
@@ -134,14 +127,7 @@ def test_dependent_launches_see_the_writes_of_the_kernels_before_them_in_a_graph
             temperature_softmax(work[2 * i + 1], temps, out=work[2 * i + 1])
         return tokens
 
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        rounds()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        tokens = rounds()
+    graph, tokens = capture(rounds)
     expected_probs = [temperature_softmax(src, temps) for src in sources]
     expected_tokens = [temperature_sample(sources[2 * i + 1], temps, seeds) for i in range(3)]
     for replay in range(3):
@@ -208,31 +194,12 @@ def test_one_launch_sampling_equals_two_launches_and_replays_in_a_graph(b, v, mo
     monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", True)
     for _ in range(3):  # the arrival counters are reused launch after launch
         assert torch.equal(temperature_sample(logits, temps, seeds), expected)
-    graph = torch.cuda.CUDAGraph()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        temperature_sample(logits, temps, seeds)
-    torch.cuda.current_stream().wait_stream(stream)
-    with torch.cuda.graph(graph):
-        captured = temperature_sample(logits, temps, seeds)
+    graph, captured = capture(lambda: temperature_sample(logits, temps, seeds))
     for _ in range(3):
         graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(captured, expected)
     assert not sampling.zeroed_counters(logits.device, b).any()
-
-
-def sample_in_a_graph(logits, temps, seeds):
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        temperature_sample(logits, temps, seeds)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = temperature_sample(logits, temps, seeds)
-    return graph, captured
 
 
 @pytest.mark.parametrize("b, v", [(2, 128256), (5, 70001), (16, 128256), (16, 131072)])
@@ -244,7 +211,7 @@ def test_the_cluster_race_draws_the_tokens_of_the_column_race_and_replays_in_a_g
     seeds = torch.arange(b, device="cuda", dtype=torch.int64) * 5 + 9
     assert sampling._sample_cluster_geometry(b, v, logits.dtype, logits.device) is not None
     cluster = [temperature_sample(logits, temps, seeds + k) for k in range(4)]
-    graph, captured = sample_in_a_graph(logits, temps, seeds)
+    graph, captured = capture(lambda: temperature_sample(logits, temps, seeds))
     assert sampling.SAMPLE_CLUSTER["enabled"], "the cluster race failed here and fell back"
     monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", False)
     race = [temperature_sample(logits, temps, seeds + k) for k in range(4)]
