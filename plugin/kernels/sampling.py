@@ -186,6 +186,12 @@ def nvidia_hopper_or_later(device: torch.device) -> bool:
             and torch.cuda.get_device_capability(device)[0] >= 9)
 
 
+def _clusters_run_on(device: torch.device) -> bool:
+    """Whether the cluster kernels can run here: thread-block clusters (and the PTX exchange) are NVIDIA's, from
+    Hopper on; the interpreter runs a cluster as one program."""
+    return device.type == "cpu" or nvidia_hopper_or_later(device)
+
+
 def grid_dependency_control(device: torch.device) -> bool:
     """Whether kernels on this device may use programmatic dependent launch: griddepcontrol is sm_90+ PTX, so
     on an A100 or an L4 (and on AMD) the kernels compile without it."""
@@ -449,14 +455,42 @@ if triton is not None:
         return tl.where(a_wins, score_a, score_b), tl.where(a_wins, index_a, index_b)
 
     @triton.jit
-    def _best(score, index, ONE_PASS: tl.constexpr):
-        """(highest score, lowest index among equals) of a 1-D block: one reduction over (score, index) pairs,
-        or two vectorised ones (faster in the interpreter, which runs a combine function in Python)."""
+    def _best(score, index, AXIS: tl.constexpr, ONE_PASS: tl.constexpr):
+        """(highest score, lowest index among equals) along AXIS: one reduction over (score, index) pairs, or
+        two vectorised ones (faster in the interpreter, which runs a combine function in Python)."""
         if ONE_PASS:
-            return tl.reduce((score, index), 0, _higher_score_lower_index)
+            return tl.reduce((score, index), AXIS, _higher_score_lower_index)
         else:
-            top = tl.max(score, axis=0)
-            return top, tl.min(tl.where(score == top, index, 2147483647), axis=0)
+            top = tl.max(score, axis=AXIS)
+            return top, tl.min(tl.where(score == tl.expand_dims(top, AXIS), index, 2147483647), axis=AXIS)
+
+    @triton.jit
+    def _column_log_mass(x, scale, AXIS: tl.constexpr, GPU: tl.constexpr):
+        """Per column of x (its tokens along AXIS): log2 of the column's mass, the sum of 2^(x * scale), taken
+        against the column's own maximum (FMA of the exact x * scale, so the rounding of that maximum cancels
+        out); an all -inf column gives -inf. Also the mass (NaN where the column holds a NaN)."""
+        m = tl.max(x, axis=AXIS)
+        m_scaled = tl.where(m == float("-inf"), 0.0, m) * scale
+        mass = tl.sum(tl.exp2(x * scale - tl.expand_dims(m_scaled, AXIS)), axis=AXIS)
+        return m_scaled + _log2(mass, GPU), mass
+
+    @triton.jit
+    def _depth_noise(seed, DEPTH: tl.constexpr, GPU: tl.constexpr):
+        """The noise of the race inside a column, one draw per depth (counters from 2^30 up: disjoint from the
+        column counters). Every column of the row shares these draws: only the winning column's race is ever
+        used, and the column race never sees them, so that token is exact."""
+        bits, _r1, _r2, _r3 = tl.randint4x(seed, tl.arange(0, DEPTH) + (1 << 30), 7)
+        return _gumbel_from_bits(bits, GPU)
+
+    @triton.jit
+    def _column_token_scores(base, col, depth, vocab, scale, token_noise, DEPTH: tl.constexpr, LANES: tl.constexpr):
+        """The race inside column col: its tokens (depth runs along them) and their scores, x * scale plus the
+        per-depth noise; tokens past the vocabulary and NaN logits score -inf. col, depth and token_noise come
+        shaped to broadcast together."""
+        tokens = (col // LANES) * (DEPTH * LANES) + depth * LANES + col % LANES
+        in_vocab = tokens < vocab
+        x = tl.load(base + tokens, mask=in_vocab, other=float("-inf")).to(tl.float32)
+        return tl.where(in_vocab & (x == x), x * scale + token_noise, float("-inf")), tokens
 
     @triton.jit
     def _column_noise(seed, tile, LANES: tl.constexpr, GPU: tl.constexpr):
@@ -472,9 +506,8 @@ if triton is not None:
     def _column_tile(base, tile, vocab, scale, seed, best, best_col, DEPTH: tl.constexpr, LANES: tl.constexpr,
                      GPU: tl.constexpr, MASKED: tl.constexpr, NAN_AS_MASKED: tl.constexpr):
         """Race the tile's columns into the running per-lane best (score, column). A column's score is
-        log2 of its mass plus Gumbel noise; the mass is taken against the column's own maximum (FMA of the
-        exact x * scale, so the rounding of that maximum cancels out of the score). Also returns which
-        columns met a NaN (their mass is NaN unless NAN_AS_MASKED)."""
+        log2 of its mass plus Gumbel noise. Also returns which columns met a NaN (their mass is NaN unless
+        NAN_AS_MASKED)."""
         lane = tl.arange(0, LANES)
         cols = tile * (DEPTH * LANES) + tl.arange(0, DEPTH)[:, None] * LANES + lane[None, :]
         if MASKED:
@@ -483,10 +516,8 @@ if triton is not None:
             x = tl.load(base + cols).to(tl.float32)
         if NAN_AS_MASKED:
             x = tl.where(x == x, x, float("-inf"))
-        m = tl.max(x, axis=0)
-        m_scaled = tl.where(m == float("-inf"), 0.0, m) * scale  # an all -inf column has mass 0, score -inf
-        mass = tl.sum(tl.exp2(x * scale - m_scaled[None, :]), axis=0)
-        score = m_scaled + _log2(mass, GPU) + _column_noise(seed, tile, LANES, GPU)
+        log_mass, mass = _column_log_mass(x, scale, 0, GPU)
+        score = log_mass + _column_noise(seed, tile, LANES, GPU)
         better = score > best  # strict: on ties a lane keeps its earlier column
         return tl.where(better, score, best), tl.where(better, tile * LANES + lane, best_col), mass != mass
 
@@ -527,23 +558,14 @@ if triton is not None:
         base = logits_ptr + row.to(tl.int64) * row_stride
         first = c * tiles_per_program
         last = tl.minimum(first + tiles_per_program, tiles)
-        # The race inside the winning column draws noise per depth (counters from 2^30 up: disjoint from the
-        # column counters), the same draws in every program of the row: only the winning column's draw is
-        # ever used, and the column race never sees these draws, so that token is exact. Drawn first, off
-        # the critical path.
-        depth = tl.arange(0, DEPTH)
-        bits, _r1, _r2, _r3 = tl.randint4x(seed, depth + (1 << 30), 7)
-        token_noise = _gumbel_from_bits(bits, GPU)
+        token_noise = _depth_noise(seed, DEPTH, GPU)  # drawn first, off the critical path
         best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, False)
         if tl.max(nan.to(tl.int32), axis=0) > 0:  # rare: a NaN logit; redo these tiles with NaN as masked
             best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, True)
-        top, col = _best(best, best_col, GPU)
+        top, col = _best(best, best_col, 0, GPU)
         # An all -inf chunk ends on its first column's first token, with score -inf.
-        tokens = (col // LANES) * (DEPTH * LANES) + depth * LANES + col % LANES
-        in_vocab = tokens < vocab
-        x = tl.load(base + tokens, mask=in_vocab, other=float("-inf")).to(tl.float32)
-        s = tl.where(in_vocab & (x == x), x * scale + token_noise, float("-inf"))
-        _s, choice = _best(s, tokens, GPU)
+        s, tokens = _column_token_scores(base, col, tl.arange(0, DEPTH), vocab, scale, token_noise, DEPTH, LANES)
+        _s, choice = _best(s, tokens, 0, GPU)
         tl.store(part_score_ptr + row * chunks + c, top)
         tl.store(part_index_ptr + row * chunks + c, choice)
         if COMBINE_HERE:  # the row's last program to finish picks the winner: no second launch
@@ -574,7 +596,7 @@ if triton is not None:
         else:
             score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
             index = tl.load(part_index_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647)
-        _top, choice = _best(score, index, False)
+        _top, choice = _best(score, index, 0, False)
         tl.store(out_ptr + row, choice.to(tl.int64))
 
     @triton.jit
@@ -606,8 +628,7 @@ if triton is not None:
         span = tl.arange(0, CTAS)
         depth = tl.arange(0, DEPTH)
         lane = tl.arange(0, LANES)
-        bits, _r1, _r2, _r3 = tl.randint4x(seed, depth + (1 << 30), 7)
-        token_noise = _gumbel_from_bits(bits, GPU)
+        token_noise = _depth_noise(seed, DEPTH, GPU)
         best = tl.full([CTAS, LANES], float("-inf"), tl.float32)
         best_col = tl.full([CTAS, LANES], 0, tl.int32)
         for i in tl.static_range(TILES):
@@ -618,9 +639,7 @@ if triton is not None:
                 x = tl.maximum(x, float("-inf"))
             else:  # the interpreter's maximum propagates NaN
                 x = tl.where(x == x, x, float("-inf"))
-            m = tl.max(x, axis=1)
-            m_scaled = tl.where(m == float("-inf"), 0.0, m) * scale
-            mass = tl.sum(tl.exp2(x * scale - m_scaled[:, None, :]), axis=1)
+            log_mass, _mass = _column_log_mass(x, scale, 1, GPU)
             quad = tile[:, None] * (LANES // 4) + tl.arange(0, LANES // 4)[None, :]
             r0, r1, r2, r3 = tl.randint4x(seed, quad, 7)
             # column 4q + i gets r_i (a where-chain: Triton 3.6 cannot lay out join + reshape across CTAs)
@@ -629,18 +648,14 @@ if triton is not None:
                                                                  tl.where(which == 2, r2[:, :, None], r3[:, :, None])))
             bits = tl.reshape(bits, [CTAS, LANES])
             noise = _gumbel_from_bits(bits, GPU)
-            score = m_scaled + _log2(mass, GPU) + noise
+            score = log_mass + noise
             better = score > best
             best = tl.where(better, score, best)
             best_col = tl.where(better, tile[:, None] * LANES + lane[None, :], best_col)
-        top = tl.max(best, axis=1)
-        col = tl.min(tl.where(best == top[:, None], best_col, 2147483647), axis=1)
-        tokens = (col // LANES)[:, None] * (DEPTH * LANES) + depth[None, :] * LANES + (col % LANES)[:, None]
-        in_vocab = tokens < vocab
-        x = tl.load(base + tokens, mask=in_vocab, other=float("-inf")).to(tl.float32)
-        s = tl.where(in_vocab & (x == x), x * scale + token_noise[None, :], float("-inf"))
-        s_top = tl.max(s, axis=1)
-        choice = tl.min(tl.where(s == s_top[:, None], tokens, 2147483647), axis=1)
+        top, col = _best(best, best_col, 1, False)
+        s, tokens = _column_token_scores(base, col[:, None], depth[None, :], vocab, scale, token_noise[None, :],
+                                         DEPTH, LANES)
+        _s, choice = _best(s, tokens, 1, False)
         if GPU:
             pushed = _push_partials(top, choice.to(tl.float32, bitcast=True), ready + 0 * span, CTAS)
             scores, picks = _pull_partials(tl.arange(0, CTAS)[None, :] + (pushed - row)[:, None])
@@ -649,8 +664,7 @@ if triton is not None:
         else:
             scores = tl.broadcast_to(top[None, :], [CTAS, CTAS])
             picks = tl.broadcast_to(choice[None, :], [CTAS, CTAS])
-        winner = tl.max(scores, axis=1)
-        token = tl.min(tl.where(scores == winner[:, None], picks, 2147483647), axis=1)
+        _winner, token = _best(scores, picks, 1, False)
         tl.store(out_ptr + row + 0 * span, token.to(tl.int64), mask=span == 0)
         if GPU:
             _cluster_wait(received)
@@ -687,10 +701,8 @@ def zeroed_counters(device: torch.device, n: int) -> torch.Tensor:
 
 def _cluster_geometry(rows: int, vocab: int, device: torch.device) -> tuple[int, int, int] | None:
     """(CTAs per row, span per CTA, warps) for the cluster kernel, or None when it does not apply."""
-    if not CLUSTER["enabled"] or device.type not in ("cuda", "cpu"):
+    if not CLUSTER["enabled"] or not _clusters_run_on(device):
         return None
-    if device.type == "cuda" and not nvidia_hopper_or_later(device):
-        return None  # thread-block clusters (and the PTX exchange) are NVIDIA's, from Hopper on
     ctas = CLUSTER["ctas"]
     span = triton.next_power_of_2(triton.cdiv(max(vocab, 1), ctas))
     if not CLUSTER["min_span"] <= span <= CLUSTER["max_span"]:
@@ -811,9 +823,7 @@ SAMPLE_CLUSTER = {"enabled": True, "ctas": 16, "tiles_per_cta": 2, "min_rows": 2
 def _sample_cluster_geometry(rows: int, vocab: int, dtype: torch.dtype,
                              device: torch.device) -> tuple[int, int] | None:
     """(CTAs per row, tiles per CTA) for the cluster race, or None when the column race kernel draws."""
-    if not SAMPLE_CLUSTER["enabled"] or device.type not in ("cuda", "cpu") or dtype != torch.float32:
-        return None
-    if device.type == "cuda" and not nvidia_hopper_or_later(device):
+    if not SAMPLE_CLUSTER["enabled"] or not _clusters_run_on(device) or dtype != torch.float32:
         return None
     ctas, per_cta = SAMPLE_CLUSTER["ctas"], SAMPLE_CLUSTER["tiles_per_cta"]
     tiles = triton.cdiv(max(vocab, 1), COLUMN_DEPTH * COLUMN_LANES)
@@ -845,9 +855,9 @@ def _launch_sample_cluster(logits, temperatures, seeds, out, ctas, per_cta) -> b
 def _launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor,
                    tiles_per_program: int | None = None) -> None:
     rows, vocab = logits.shape
-    cluster = _sample_cluster_geometry(rows, vocab, logits.dtype, logits.device)
-    if cluster is not None and tiles_per_program is None:
-        if _launch_sample_cluster(logits, temperatures, seeds, out, *cluster):
+    if tiles_per_program is None:  # the plan's kernel; a given program length is the column race's
+        cluster = _sample_cluster_geometry(rows, vocab, logits.dtype, logits.device)
+        if cluster is not None and _launch_sample_cluster(logits, temperatures, seeds, out, *cluster):
             return
     p = sample_plan(rows, vocab, logits.device, tiles_per_program)
     gpu = logits.device.type == "cuda"
