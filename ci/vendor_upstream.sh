@@ -23,8 +23,9 @@ n = keep[0]
 start = min([n.lineno] + [d.lineno for d in n.decorator_list])
 print("\n".join(["import triton", "import triton.language as tl", ""] + lines[start - 1:n.end_lineno]))
 ' > .upstream/sglang_static_quant_fp8.py
-# vLLM's Gemma4 routing kernel sits inside its model file among engine imports: take the two functions only.
-vl="$(fetch vllm 0.33.0)"
+# vLLM's Gemma4 routing kernel (0.34: with the padding mask) sits inside its model file among engine imports: take the
+# two functions only.
+vl="$(fetch vllm 0.34.0)"
 unzip -p "$vl" vllm/model_executor/models/gemma4.py | python3 -c '
 import ast, sys
 src = sys.stdin.read()

@@ -1,6 +1,7 @@
 """What an engine adapter returns: the state it would reach and the hooks that get it there.
 
-An adapter module (under `hotfuse.patches.<engine>`) exposes `plan(mode, engine_version) -> AdapterPlan`.
+An adapter module (under `hotfuse.patches.<engine>`) exposes `plan(mode, release) -> AdapterPlan`, release being
+the engine version as a tuple (0, 5, 23).
 It decides from the operator's mode and the engine release; the loader validates every hook target
 and installs the hooks, or reports drift. Adapters hold no kernel math: they route calls to
 `hotfuse` kernels and references, or back to the engine's own code.
@@ -8,11 +9,13 @@ and installs the hooks, or reports drift. Adapters hold no kernel math: they rou
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hotfuse.registry import State
+from hotfuse.releases import parse_release
 from hotfuse.targets import Target
 
 Around = Callable[..., Any]
@@ -25,3 +28,16 @@ class AdapterPlan:
     hooks: tuple[tuple[Target, Around], ...] = ()
     # engine functions the hooks call but do not replace: validated like hook targets, never patched
     requires: tuple[Target, ...] = ()
+    # targets of other releases that this release lacks on purpose, with why (e.g. a runner vLLM removed)
+    not_applicable: tuple[tuple[Target, str], ...] = ()
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every engine function this plan relies on: what it patches and what it only validates."""
+        return tuple(t for t, _ in self.hooks) + self.requires
+
+
+def plan_for(adapter: str, mode, version: str | None) -> AdapterPlan:
+    """The plan of adapter module `hotfuse.patches.<adapter>` for `mode` in engine release `version`: the one way
+    both the runtime and the offline compatibility check ask an adapter."""
+    return importlib.import_module(f"hotfuse.patches.{adapter}").plan(mode, parse_release(version))

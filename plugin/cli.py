@@ -5,6 +5,7 @@
   hotfuse readme [--check]                          regenerate (or check) the README's generated tables
   hotfuse fingerprint WHEEL...                      adapter targets checked against engine wheels
   hotfuse matrix WHEEL... [--write PATH]            fusion states per engine release, from engine wheels
+  hotfuse matrix --new [--no-download]              releases on PyPI that docs/compat-matrix.json does not cover
   hotfuse bench [--fusion F] [--out DIR]            GPU timings (CUDA graphs) vs roofline; CPU: correctness only
   hotfuse demo [--engine vllm|sglang] [--disable F] a real engine on a tiny model: fusions off, on, one disabled
   hotfuse verify [--json]                           every kernel vs its torch reference on this machine's device
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from hotfuse._version import __version__
@@ -70,21 +72,66 @@ def _readme(args) -> int:
 
 def _fingerprint(args) -> int:
     from hotfuse.compat import check_wheel, wheel_engine
+    from hotfuse.registry import unsupported_reason
 
     bad = 0
     for path in args.wheels:
         engine, version = wheel_engine(path)
+        unsupported = unsupported_reason(engine, version)
+        if unsupported:
+            print(f"{engine} {version}\tunsupported: {unsupported}")
+            continue
         for row in check_wheel(path):
+            if row.not_applicable:
+                print(f"{engine} {version}\t{row.target}\t-\tnot applicable: {row.not_applicable}")
+                continue
             mark = "validated" if row.validated else "NOT VALIDATED"
             bad += not row.validated
             print(f"{engine} {version}\t{row.target}\t{row.fingerprint}\t{mark}")
     return 1 if bad else 0
 
 
-def _matrix(args) -> int:
-    from hotfuse.compat import main as compat_main
+def _download_wheel(dist: str, version: str, directory: str) -> str:
+    import glob
+    import subprocess
 
-    return compat_main(list(args.wheels) + (["--write", args.write] if args.write else []))
+    pattern = os.path.join(directory, f"{dist.replace('-', '_')}-{version}-*.whl")
+    if not glob.glob(pattern):
+        os.makedirs(directory, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", f"{dist}=={version}", "-d",
+                        directory], check=True)
+    return sorted(glob.glob(pattern))[0]
+
+
+def _matrix(args) -> int:
+    from hotfuse.compat import MATRIX_FILE, matrix_document, missing_releases, resolve_wheel, write_matrix
+    from hotfuse.docs import render_matrix
+
+    if os.environ.get("HOTFUSE_ALLOW_DRIFT", "").strip() not in ("", "0"):
+        print("note: HOTFUSE_ALLOW_DRIFT is ignored here: the matrix shows the states with validated fingerprints, "
+              "as engines get them without it", file=sys.stderr)
+    wheels = list(args.wheels)
+    if args.new:
+        with open(args.matrix, encoding="utf-8") as fh:
+            committed = json.load(fh)
+        missing = missing_releases(committed, args.index)
+        if not missing:
+            print(f"{args.matrix} covers every release on {args.index} from the oldest watched one on")
+            return 0
+        print(f"{len(missing)} release(s) on {args.index} that {args.matrix} does not cover: "
+              + ", ".join(f"{d} {v}" for d, v in missing))
+        if args.no_download:
+            return 1
+        wheels += [_download_wheel(dist, version, args.wheels_dir) for dist, version in missing]
+    elif not wheels:
+        print("hotfuse matrix: give engine wheels, or --new", file=sys.stderr)
+        return 2
+    if args.write:
+        doc = write_matrix(wheels, args.write)
+    else:
+        doc = matrix_document([resolve_wheel(w) for w in wheels])
+    print(render_matrix(doc))
+    return 1 if args.new else 0
 
 
 def _bench(args) -> int:
@@ -97,8 +144,6 @@ def _bench(args) -> int:
 
 
 def _verify(args) -> int:
-    import os
-
     import torch
 
     if not torch.cuda.is_available():
@@ -157,8 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("wheels", nargs="+")
     p.set_defaults(func=_fingerprint)
     p = sub.add_parser("matrix", help="fusion states per engine release, read from engine wheels (no install)")
-    p.add_argument("wheels", nargs="+")
+    p.add_argument("wheels", nargs="*")
     p.add_argument("--write", metavar="PATH", help="write the matrix JSON there (docs/compat-matrix.json)")
+    p.add_argument("--new", action="store_true", help="ask the package index for releases the matrix file does not "
+                   "cover, download their wheels and show their states (exit 1 when there are any)")
+    p.add_argument("--no-download", action="store_true", help="with --new: only list the missing releases")
+    p.add_argument("--matrix", default="docs/compat-matrix.json", help="with --new: the matrix file to compare with")
+    p.add_argument("--index", default="https://pypi.org/simple", help="with --new: the package index (PEP 691 JSON)")
+    p.add_argument("--wheels-dir", default=os.path.expanduser("~/.cache/hotfuse/wheels"),
+                   help="with --new: where the missing releases' wheels are downloaded")
     p.set_defaults(func=_matrix)
     p = sub.add_parser("bench", help="time fused vs reference vs alternatives (GPU); correctness only on CPU")
     p.add_argument("--fusion", action="append", help="fusion to bench (repeatable; default: all with cases)")

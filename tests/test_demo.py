@@ -48,6 +48,8 @@ def test_vllm_demo_reports_what_happened_in_the_worker(tmp_path):
     assert worker["counters"]["gemma4_router"]["fused"] == 0
     assert sum(worker["counters"]["gemma4_router"]["fallbacks"].values()) > 0
     assert on["tokens_per_s"] > 0 and off["tokens_per_s"] > 0
+    # every process is named by its role: vLLM's untitled model-inspection subprocess too, never a bare pid
+    assert not [p["title"] for r in doc["runs"] for p in r["processes"] if p["title"].startswith("pid ")]
     # the printed report says the same
     assert "tokens/s (CPU)" in text and "VLLM::Worker" in text and "greedy tokens identical" in text
 

@@ -82,6 +82,31 @@ def test_invalid_values_patch_nothing_and_name_the_valid_fusions(env, fragment):
     assert set(modes(flags).values()) == {Mode.OFF}
 
 
+def test_every_problem_is_named_in_one_line():
+    flags = parse_flags({"HOTFUSE": "Sampler, ,samplr,routr", "HOTFUSE_DISABLE": "bogus", "HOTFUSE_VERIFY": "perhaps"})
+    assert "\n" not in flags.error
+    for fragment in ("empty name at position 2", "samplr", "routr", "HOTFUSE_DISABLE='bogus'", "bogus",
+                     "HOTFUSE_VERIFY='perhaps'"):
+        assert fragment in flags.error, fragment
+    assert flags.inert
+
+
+def test_hyphens_stand_for_underscores_in_fusion_names():
+    flags = parse_flags({"HOTFUSE": "Sampler,gemma4-router", "HOTFUSE_DISABLE": "topk-postprocess"})
+    assert flags.error is None
+    assert flags.mode("gemma4_router") is Mode.FUSED and flags.mode("topk_postprocess") is Mode.REFERENCE
+    only_empty = parse_flags({"HOTFUSE": "Sampler, ,gemma4-router"})  # the operator's value from the issue
+    assert "empty name at position 2" in only_empty.error and "unknown" not in only_empty.error
+
+
+def test_inert_reason_says_what_hotfuse_was_set_to():
+    from hotfuse.runtime import inert_reason
+
+    assert inert_reason(parse_flags({})) == "HOTFUSE is not set: nothing is patched"
+    reason = inert_reason(parse_flags({"HOTFUSE": "0", "HOTFUSE_DISABLE": "sampler"}))
+    assert "HOTFUSE='0'" in reason and "not set" not in reason
+
+
 def test_allow_drift_parsing():
     assert parse_flags({"HOTFUSE": "1", "HOTFUSE_ALLOW_DRIFT": "1"}).allow_drift
     assert not parse_flags({"HOTFUSE": "1", "HOTFUSE_ALLOW_DRIFT": "0"}).allow_drift

@@ -159,20 +159,46 @@ def test_changed_engine_source_is_drift_left_untouched_and_reported(topk, monkey
     assert code == 0
 
 
-OVERLAY_0512 = Path(sys.prefix) / "overlay-sglang-0.5.12"  # installed into the venv by ci/setup_envs.sh
+# import overlays of other releases, installed into the venv by ci/setup_envs.sh (ci/*-overlay.txt)
+OVERLAYS = {"0.5.12": Path(sys.prefix) / "overlay-sglang-0.5.12", "0.5.10.post1": Path(sys.prefix) / "overlay-sglang-0.5.10"}
 
 
 def for_release(env, release):
-    """Put the SGLang 0.5.12 overlay first on PYTHONPATH when that release is asked for.
+    """Put the overlay of `release` first on PYTHONPATH when another release than the installed one is asked for.
 
     The CI CPU platform plugin is written against 0.5.23's platform classes; no engine runs here, so
     0.5.12 gets no platform selection (its module-level device checks fall back to CPU).
     """
-    if release == "0.5.12":
-        assert OVERLAY_0512.is_dir(), "run ci/setup_envs.sh: it installs the SGLang 0.5.12 overlay"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OVERLAY_0512), env.get("PYTHONPATH")]))
+    if release in OVERLAYS:
+        assert OVERLAYS[release].is_dir(), f"run ci/setup_envs.sh: it installs the SGLang {release} overlay"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OVERLAYS[release]), env.get("PYTHONPATH")]))
         env.pop("SGLANG_PLATFORM", None)
     return env
+
+
+def status_of(tmp_path, release, *args, **flags):
+    """`hotfuse status --engine sglang ARGS` in a fresh process with SGLang `release` installed: (exit code, stdout)."""
+    import subprocess
+
+    from helpers import clean_env
+
+    env = for_release(clean_env(tmp_path, **flags), release)
+    out = subprocess.run([sys.executable, "-m", "hotfuse.cli", "status", "--engine", "sglang", *args], env=env,
+                         capture_output=True, text=True, timeout=300)
+    return out.returncode, out.stdout
+
+
+def test_status_with_a_release_without_plugin_framework_says_unsupported_and_fails(tmp_path):
+    """SGLang 0.5.10 has no sglang.srt.plugins: hotfuse can never load there, so nothing may read `active`."""
+    code, text = status_of(tmp_path, "0.5.10.post1", HOTFUSE="1")
+    assert code == 1, text
+    assert "sglang 0.5.10.post1" in text and "unsupported: no plugin entry point in this release" in text
+    assert "active" not in text
+    code, doc = status_of(tmp_path, "0.5.10.post1", "--json", HOTFUSE="1")
+    fusions = json.loads(doc)["engines"]["sglang"]["fusions"]
+    assert {f["state"] for f in fusions.values()} == {"unsupported"}
+    code, text = status_of(tmp_path, "0.5.10.post1")  # nothing requested: nothing failed, the note still shows
+    assert code == 0 and "unsupported: no plugin entry point" in text
 
 
 def run_script(tmp_path, script, release, **flags):
@@ -229,14 +255,8 @@ def test_gemma4_layer_is_untouched_without_hotfuse(tmp_path, release):
 @RELEASES
 def test_every_adapter_validates_against_the_real_release(tmp_path, release):
     """`hotfuse status` imports the real modules of that release and validates every target (no drift)."""
-    import subprocess
-
-    from helpers import clean_env
-
-    env = for_release(clean_env(tmp_path, HOTFUSE="1"), release)
-    out = subprocess.run([sys.executable, "-m", "hotfuse.cli", "status", "--json", "--engine", "sglang"], env=env,
-                         capture_output=True, text=True, timeout=300)
-    doc = json.loads(out.stdout)["engines"]["sglang"]
+    code, out = status_of(tmp_path, release, "--json", HOTFUSE="1")
+    doc = json.loads(out)["engines"]["sglang"]
     assert doc["engine_version"] == release
     states = {name: f["state"] for name, f in doc["fusions"].items()}
     assert states["sampler"] == states["gemma4_router"] == states["topk_postprocess"] == "active", states

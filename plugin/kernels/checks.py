@@ -13,7 +13,8 @@ gathers and post-process exact):
 - temperature_sample: random by design, so not compared token for token: a token must be in range and
   have a non-zero reference probability, NaN logits counting as masked (+inf logits: outside the contract) (self-check inputs always mask token 0
   and half the vocabulary).
-- gemma4_route: same expert set per token (ids sorted), then max |w - w_ref| ≤ 1e-5 (fp32 math both sides).
+- gemma4_route: same expert set per token (ids sorted), then max |w - w_ref| ≤ 1e-5 (fp32 math both sides);
+  padded rows (id -1, weight 0) compare like any other.
 - topk_postprocess, gather_rows: bitwise equal.
 """
 
@@ -156,16 +157,21 @@ def _route_error(out, ref, args) -> float:
 
 
 def _route_like(args, g):
-    gating, scale, topk = args
+    gating, scale, topk = args[:3]
+    padding = args[3] if len(args) > 3 else None  # the call's own padding mask: which rows it marks is structure
     return (_rand(gating.shape, gating.dtype, gating.device, g, 3.0),
-            (0.5 + torch.rand(scale.shape, generator=g)).to(device=scale.device, dtype=scale.dtype), topk)
+            (0.5 + torch.rand(scale.shape, generator=g)).to(device=scale.device, dtype=scale.dtype), topk, padding)
 
 
 def _route_verify_args(device, dtype, small):
     shapes = [(7, 64, 4), (64, 128, 8)] if small else [(1, 128, 8), (4096, 128, 8), (64, 256, 8), (16384, 256, 8)]
     g = torch.Generator().manual_seed(1)
-    return [_route_like((torch.empty(t, e, dtype=dtype, device=device), torch.empty(e, device=device), k), g)
-            for t, e, k in shapes]
+    out = [_route_like((torch.empty(t, e, dtype=dtype, device=device), torch.empty(e, device=device), k), g)
+           for t, e, k in shapes]
+    t, e, k = shapes[-1]
+    padding = torch.arange(t, device=device) >= t - t // 4  # the last quarter of the rows is CUDA-graph padding
+    return out + [_route_like((torch.empty(t, e, dtype=dtype, device=device), torch.empty(e, device=device), k,
+                               padding), g)]
 
 
 ROUTE = Check(

@@ -1,12 +1,15 @@
 """Gemma4 MoE routing in one launch: top-k over the router logits, softmax over the K chosen logits in fp32,
 times the chosen experts' `per_expert_scale`.
 
-gemma4_route(gating_output [T, E], per_expert_scale [E], topk) -> (weights [T, K] fp32, ids [T, K] int32)
+gemma4_route(gating_output [T, E], per_expert_scale [E], topk, is_padding=None)
+    -> (weights [T, K] fp32, ids [T, K] int32)
 
 Experts come out in descending logit order; equal logits go to the lower expert id, always (every TP/EP
 rank must pick the same experts). Any float dtype in; all math in fp32 (SGLang reverted a routing kernel
 for a BF16 precision regression, #26588). NaN logits are treated as -inf (never routed to).
-`per_expert_scale` is read on every call, so in-place weight updates take effect.
+`per_expert_scale` is read on every call, so in-place weight updates take effect. `is_padding` ([>= T] bool on
+the logits' device, read on the device): rows marked True are CUDA-graph or data-parallel padding and get
+expert id -1 and weight 0 in every slot (vLLM 0.34's skip sentinel), inside the same launch.
 
 Two kernels, both fixed geometry per (T, E, K), no atomics, no host sync (they capture in CUDA graphs):
 - bf16 / fp16 logits, 33-256 experts (an even count), 4-byte aligned rows: "sorted lanes". A warp routes
@@ -42,18 +45,30 @@ FUSION = "gemma4_router"
 MAX_EXPERTS = 1024
 
 
-def gemma4_route_reference(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
-                           topk: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The unfused torch path, with the same tie rule (stable sort: lower id first) and NaN rule."""
+def mask_padded_rows(weights: torch.Tensor, ids: torch.Tensor,
+                     is_padding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded rows get id -1 and weight 0 in every slot (the unfused epilogue; the kernels do it in-launch)."""
+    if is_padding is None:
+        return weights, ids
+    pad = is_padding[:ids.shape[0]].to(torch.bool).unsqueeze(1)
+    return weights.masked_fill(pad, 0.0), ids.masked_fill(pad, -1)
+
+
+def gemma4_route_reference(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
+                           is_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unfused torch path, with the same tie rule (stable sort: lower id first), NaN rule and padding rule."""
     logits = gating_output.float()
     logits = torch.where(torch.isnan(logits), float("-inf"), logits)
     values, ids = torch.sort(logits, dim=-1, descending=True, stable=True)
     values, ids = values[:, :topk], ids[:, :topk]
     weights = torch.softmax(values, dim=-1) * per_expert_scale.float()[ids]
-    return weights, ids.to(torch.int32)
+    return mask_padded_rows(weights, ids.to(torch.int32), is_padding)
 
 
-def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int) -> None:
+def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
+                    is_padding: torch.Tensor | None = None) -> None:
+    if is_padding is not None and (is_padding.dim() != 1 or is_padding.shape[0] < gating_output.shape[0]):
+        raise ValueError(f"is_padding must be [>= T] = [>= {gating_output.shape[0]}], got {tuple(is_padding.shape)}")
     if gating_output.dim() != 2:
         raise ValueError(f"gating_output must be [T, E], got shape {tuple(gating_output.shape)}")
     experts = gating_output.shape[1]
@@ -63,7 +78,8 @@ def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
         raise ValueError(f"topk must be in [1, {experts}], got {topk}")
 
 
-def unsupported_reason(gating_output: torch.Tensor, per_expert_scale: torch.Tensor) -> str | None:
+def unsupported_reason(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
+                       is_padding: torch.Tensor | None = None) -> str | None:
     reason = placement_reason(gating_output, floats=True)
     if reason is not None:
         return reason
@@ -75,15 +91,19 @@ def unsupported_reason(gating_output: torch.Tensor, per_expert_scale: torch.Tens
         return "non-contiguous experts"
     if per_expert_scale.device != gating_output.device:
         return "per_expert_scale on another device"
+    if is_padding is not None and (is_padding.device != gating_output.device or is_padding.dtype != torch.bool
+                                   or (is_padding.shape[0] > 1 and is_padding.stride(0) != 1)):
+        return "is_padding not a contiguous bool tensor on the logits' device"
     return None
 
 
 if triton is not None:
 
     @triton.jit
-    def _gemma4_route_kernel(gating_ptr, row_stride, scale_ptr, weights_ptr, ids_ptr, tokens, experts,
+    def _gemma4_route_kernel(gating_ptr, row_stride, scale_ptr, weights_ptr, ids_ptr, padding_ptr, tokens, experts,
                              TOPK: tl.constexpr, TOPK_P2: tl.constexpr, BLOCK_T: tl.constexpr,
-                             BLOCK_E: tl.constexpr, KEY_BITS: tl.constexpr, NAN_FROM: tl.constexpr):
+                             BLOCK_E: tl.constexpr, KEY_BITS: tl.constexpr, NAN_FROM: tl.constexpr,
+                             HAS_PADDING: tl.constexpr):
         # Each (token, expert) becomes one integer key: the logit's bits made order-preserving as a signed
         # integer in the high half, (BLOCK_E - 1 - expert) in the low half. The row maximum of the keys is
         # then the largest logit and, among equal logits, the lowest expert: one reduction per round.
@@ -132,16 +152,23 @@ if triton is not None:
         # softmax over the K chosen logits; the first is their maximum
         first = tl.max(tl.where(in_k, top_vals, float("-inf")), axis=1)
         _store_routes(tl.where(in_k, tl.exp(top_vals - first[:, None]), 0.0), ids, t, in_tokens, in_k, k_cols,
-                      scale_ptr, weights_ptr, ids_ptr, TOPK)
+                      scale_ptr, weights_ptr, ids_ptr, padding_ptr, TOPK, HAS_PADDING)
 
     @triton.jit
-    def _store_routes(p, ids, t, in_tokens, in_k, k_cols, scale_ptr, weights_ptr, ids_ptr, TOPK: tl.constexpr):
-        """Normalise the K exponentials of each token, times the chosen experts' scales; write weights and ids."""
+    def _store_routes(p, ids, t, in_tokens, in_k, k_cols, scale_ptr, weights_ptr, ids_ptr, padding_ptr,
+                      TOPK: tl.constexpr, HAS_PADDING: tl.constexpr):
+        """Normalise the K exponentials of each token, times the chosen experts' scales; write weights and ids.
+        Padded tokens (HAS_PADDING: padding_ptr[t] true) get id -1 and weight 0."""
         p = p / tl.sum(p, axis=1)[:, None]
         mask = in_tokens[:, None] & in_k
         scale = tl.load(scale_ptr + tl.where(mask, ids, 0), mask=mask, other=0.0).to(tl.float32)
+        weights = p * scale
+        if HAS_PADDING:
+            padded = (tl.load(padding_ptr + t, mask=in_tokens, other=0).to(tl.int32) != 0)[:, None]
+            weights = tl.where(padded, 0.0, weights)
+            ids = tl.where(padded, -1, ids)
         out = t.to(tl.int64)[:, None] * TOPK + k_cols[None, :]
-        tl.store(weights_ptr + out, p * scale, mask=mask)
+        tl.store(weights_ptr + out, weights, mask=mask)
         tl.store(ids_ptr + out, ids, mask=mask)
 
 
@@ -255,9 +282,10 @@ if triton is not None:
         return bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
 
     @triton.jit
-    def _gemma4_route_lanes_kernel(gating_ptr, row_words, scale_ptr, weights_ptr, ids_ptr, tokens, experts,
-                                   TOPK: tl.constexpr, BLOCK_T: tl.constexpr, G: tl.constexpr,
-                                   EVEN_E: tl.constexpr, NAN_FROM: tl.constexpr, IS_BF16: tl.constexpr):
+    def _gemma4_route_lanes_kernel(gating_ptr, row_words, scale_ptr, weights_ptr, ids_ptr, padding_ptr, tokens,
+                                   experts, TOPK: tl.constexpr, BLOCK_T: tl.constexpr, G: tl.constexpr,
+                                   EVEN_E: tl.constexpr, NAN_FROM: tl.constexpr, IS_BF16: tl.constexpr,
+                                   HAS_PADDING: tl.constexpr):
         # 16-bit logits, 32 lanes per token, G = E_padded / 32 experts per lane (2, 4 or 8).
         t = tl.program_id(0) * BLOCK_T + tl.arange(0, BLOCK_T)
         in_tokens = t < tokens
@@ -275,7 +303,8 @@ if triton is not None:
         ids = 32 * G - 1 - (top & 0xFFFF)
         # softmax over the K picks (the first is their maximum), times the chosen experts' scales
         p = tl.where(in_k, tl.exp(_lane_value(top, IS_BF16) - _lane_value(first, IS_BF16)), 0.0)
-        _store_routes(p, ids, t, in_tokens, in_k, lane, scale_ptr, weights_ptr, ids_ptr, TOPK)
+        _store_routes(p, ids, t, in_tokens, in_k, lane, scale_ptr, weights_ptr, ids_ptr, padding_ptr, TOPK,
+                      HAS_PADDING)
 
 
 # Geometry by token count, rows of (from this many tokens, tokens per program, warps): from H200 sweeps
@@ -298,27 +327,28 @@ def lanes_kernel_takes(gating_output: torch.Tensor, topk: int) -> bool:
             and gating_output.stride(0) % 2 == 0 and gating_output.data_ptr() % 4 == 0)
 
 
-def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
-                 topk: int) -> tuple[torch.Tensor, torch.Tensor]:
+def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
+                 is_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Route every token to its top-k experts. See the module docstring for the contract."""
-    _check_contract(gating_output, per_expert_scale, topk)
-    reason = unsupported_reason(gating_output, per_expert_scale)
+    _check_contract(gating_output, per_expert_scale, topk, is_padding)
+    reason = unsupported_reason(gating_output, per_expert_scale, is_padding)
     if reason is not None:
         count_fallback(FUSION, reason)
-        return gemma4_route_reference(gating_output, per_expert_scale, topk)
-    weights, ids = _route(gating_output, per_expert_scale, topk)
+        return gemma4_route_reference(gating_output, per_expert_scale, topk, is_padding)
+    weights, ids = _route(gating_output, per_expert_scale, topk, is_padding)
     count_fused(FUSION)  # once launched: a kernel that raises (say, cannot compile) is not counted as fused
     return weights, ids
 
 
-def _route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
-           topk: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
+           is_padding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     tokens, experts = gating_output.shape
     weights = torch.empty((tokens, topk), dtype=torch.float32, device=gating_output.device)
     ids = torch.empty((tokens, topk), dtype=torch.int32, device=gating_output.device)
     if tokens == 0:
         return weights, ids
     lanes = lanes_kernel_takes(gating_output, topk)
+    padding = is_padding if is_padding is not None else ids  # (an unread placeholder without padding)
     if gating_output.device.type == "cpu":  # the interpreter runs programs one by one: fewer, larger ones
         block_t, warps = 16, 4
     else:
@@ -326,14 +356,14 @@ def _route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
     if lanes:
         padded = triton.next_power_of_2(experts)
         _gemma4_route_lanes_kernel[(triton.cdiv(tokens, block_t),)](
-            gating_output, gating_output.stride(0) // 2, per_expert_scale, weights, ids, tokens, experts,
+            gating_output, gating_output.stride(0) // 2, per_expert_scale, weights, ids, padding, tokens, experts,
             TOPK=topk, BLOCK_T=block_t, G=padded // 32, EVEN_E=padded == experts,
             NAN_FROM=_NAN_FROM[gating_output.dtype], IS_BF16=gating_output.dtype == torch.bfloat16,
-            num_warps=warps)
+            HAS_PADDING=is_padding is not None, num_warps=warps)
         return weights, ids
     _gemma4_route_kernel[(triton.cdiv(tokens, block_t),)](
-        gating_output, gating_output.stride(0), per_expert_scale, weights, ids, tokens, experts,
+        gating_output, gating_output.stride(0), per_expert_scale, weights, ids, padding, tokens, experts,
         TOPK=topk, TOPK_P2=triton.next_power_of_2(topk), BLOCK_T=block_t,
         BLOCK_E=triton.next_power_of_2(experts), KEY_BITS=32 if gating_output.element_size() == 2 else 64,
-        NAN_FROM=_NAN_FROM.get(gating_output.dtype, 0), num_warps=warps)
+        NAN_FROM=_NAN_FROM.get(gating_output.dtype, 0), HAS_PADDING=is_padding is not None, num_warps=warps)
     return weights, ids

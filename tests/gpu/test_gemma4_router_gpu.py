@@ -1,5 +1,7 @@
 """gemma4_route on a real CUDA GPU (device machine: `bash ci/gpu_run.sh OUT`)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -80,3 +82,64 @@ def test_bitwise_repeatable_and_graph_capturable():
     torch.cuda.synchronize()
     w, ids = gemma4_route(x, scale, 8)
     assert torch.equal(graph_ids, ids) and torch.equal(graph_w, w)
+
+
+def padding_mask(t, padded, slack=5):
+    """A runner's padding buffer: longer than the batch, its last `padded` rows of the batch marked."""
+    return torch.arange(t + slack, device="cuda") >= t - padded
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("t, e, padded", [(8, 128, 3), (64, 256, 13), (4096, 128, 1000), (3000, 96, 1), (5, 7, 5)])
+def test_padded_rows_get_the_skip_sentinel_in_the_same_launch(dtype, t, e, padded):
+    x = logits(t, e, dtype, seed=t + padded)
+    scale = torch.rand(e, device="cuda") + 0.5
+    pad = padding_mask(t, padded)
+    counters.reset()
+    weights, ids = gemma4_route(x, scale, 4, pad)
+    assert counters.COUNTERS["gemma4_router"].fused == 1 and not counters.COUNTERS["gemma4_router"].fallbacks
+    assert (ids[t - padded:] == -1).all() and (weights[t - padded:] == 0).all()
+    unpadded_w, unpadded_ids = gemma4_route(x, scale, 4)
+    assert torch.equal(ids[:t - padded], unpadded_ids[:t - padded])
+    assert torch.equal(weights[:t - padded], unpadded_w[:t - padded])
+    ref_w, ref_ids = gemma4_route_reference(x.double(), scale.double(), 4, pad)
+    assert torch.equal(ids, ref_ids)
+
+
+def test_the_padding_mask_is_read_on_the_device_inside_a_graph():
+    t, e = 512, 128
+    x = logits(t, e, torch.bfloat16, seed=11)
+    scale = torch.rand(e, device="cuda") + 0.5
+    pad = padding_mask(t, 100)
+    graph, (graph_w, graph_ids) = capture(lambda: gemma4_route(x, scale, 8, pad))
+    pad.fill_(False)
+    pad[t - 7:] = True  # the runner marks another batch's padding in the same buffer
+    graph.replay()
+    torch.cuda.synchronize()
+    w, ids = gemma4_route(x, scale, 8, pad)
+    assert torch.equal(graph_ids, ids) and torch.equal(graph_w, w)
+    assert (graph_ids[t - 7:] == -1).all() and (graph_ids[:t - 7] >= 0).all()
+
+
+VLLM_KERNEL = Path(__file__).resolve().parents[2] / ".upstream" / "vllm_gemma4_routing.py"
+
+
+@pytest.mark.skipif(not VLLM_KERNEL.is_file(), reason="vLLM's kernel is vendored by ci/vendor_upstream.sh")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t, e, padded", [(8, 128, 3), (64, 128, 13), (4096, 256, 1000), (1, 128, 0)])
+def test_padded_and_unpadded_rows_match_vllms_own_kernel(dtype, t, e, padded):
+    """vLLM 0.34's Triton routing kernel (vendored from its wheel) with the same padding mask: same ids, same
+    weights within fp32 rounding, on padded and unpadded rows."""
+    from hotfuse.bench import load_upstream_module
+
+    vllm_kernel = load_upstream_module(str(VLLM_KERNEL), "vllm_gemma4_routing_034")
+    x = logits(t, e, dtype, seed=7 * t + e)
+    x[:3] = torch.randn(min(3, t), e, device="cuda").to(dtype)  # no planted ties: vLLM breaks them its own way
+    scale = torch.rand(e, device="cuda") + 0.5
+    pad = padding_mask(t, padded)
+    vllm_w, vllm_ids = vllm_kernel.gemma4_fused_routing_kernel_triton(x, 8, scale, is_padding=pad)
+    w, ids = gemma4_route(x, scale, 8, pad)
+    assert torch.equal(torch.sort(ids, -1).values, torch.sort(vllm_ids.to(torch.int32), -1).values)
+    order, vllm_order = ids.long().argsort(-1), vllm_ids.long().argsort(-1)
+    assert (w.gather(-1, order) - vllm_w.float().gather(-1, vllm_order)).abs().max().item() <= 1e-6
+    assert (ids[t - padded:] == -1).all() and (vllm_ids[t - padded:] == -1).all()

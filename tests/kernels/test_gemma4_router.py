@@ -146,3 +146,32 @@ def test_lanes_kernel_redoes_a_program_only_when_a_nan_could_matter():
     _, ref_ids = gemma4_route_reference(x, scale, 12)
     assert torch.equal(ids, ref_ids)
     assert 17 not in ids[2].tolist()
+
+
+@pytest.mark.parametrize("dtype, e", [(torch.float32, 128), (torch.float16, 128), (torch.float16, 48),
+                                      (torch.float32, 7)], ids=["fp32-tile", "fp16-lanes", "fp16-lanes-odd", "tiny"])
+def test_padded_rows_get_id_minus_one_and_weight_zero_in_the_launch(dtype, e):
+    t, k = 37, min(8, e)
+    x = logits_with_traps(t, e, dtype, seed=e)
+    scale = torch.rand(e) + 0.5
+    pad = torch.zeros(t + 3, dtype=torch.bool)  # a runner's buffer is longer than the batch
+    pad[30:] = True
+    pad[3] = True
+    weights, ids = gemma4_route(x, scale, k, pad)
+    assert counters.COUNTERS["gemma4_router"].fused == 1 and not counters.COUNTERS["gemma4_router"].fallbacks
+    padded = pad[:t]
+    assert (ids[padded] == -1).all() and (weights[padded] == 0).all()
+    plain_w, plain_ids = gemma4_route(x, scale, k)
+    assert torch.equal(ids[~padded], plain_ids[~padded]) and torch.equal(weights[~padded], plain_w[~padded])
+    ref_w, ref_ids = gemma4_route_reference(x, scale, k, pad)
+    assert torch.equal(ids, ref_ids) and (weights - ref_w).abs().max().item() <= TOLERANCE[dtype]
+
+
+def test_a_padding_mask_the_kernel_cannot_read_goes_to_the_reference_counted():
+    x = torch.randn(5, 64)
+    weights, ids = gemma4_route(x, torch.rand(64) + 0.5, 4, torch.tensor([0, 0, 1, 1, 1, 0], dtype=torch.uint8))
+    assert counters.COUNTERS["gemma4_router"].fallbacks == {
+        "is_padding not a contiguous bool tensor on the logits' device": 1}
+    assert (ids[2:5] == -1).all() and (ids[:2] >= 0).all()
+    with pytest.raises(ValueError, match="is_padding must be"):
+        gemma4_route(x, torch.rand(64) + 0.5, 4, torch.zeros(3, dtype=torch.bool))
