@@ -65,7 +65,7 @@ build() {
 overlay() {
   # overlay VENV NAME [--sources-only]: ci/NAME-overlay.txt installed into $venvs/VENV/overlay-NAME (ci/overlay.py),
   # a folder the tests put first on PYTHONPATH to import another release's real modules
-  local env="$venvs/$1" name="$2" spec="$here/$2-overlay.txt" dir stamp
+  local env="$venvs/$1" name="$2" spec="${SPEC:-$here/$2-overlay.txt}" dir stamp
   dir="$env/overlay-$name"
   stamp="$(cat "$spec" "$here/overlay.py" | sha256sum | cut -c1-16)"
   if [[ -f "$dir/.hotfuse-stamp" && "$(cat "$dir/.hotfuse-stamp")" == "$stamp" ]]; then return; fi
@@ -82,5 +82,11 @@ if [[ " $which_envs " == *" sglang "* ]]; then
 fi
 if [[ " $which_envs " == *" vllm "* ]]; then
   overlay vllm vllm-0.34 --sources-only
+  # one overlay per Triton release the supported engines bring (ci/triton-overlays.txt): overlay-triton-X.Y.Z
+  while read -r requirement _; do
+    [[ "$requirement" == triton==* ]] || continue
+    printf '%s\n' "$requirement" > "$venvs/vllm/.triton-overlay.txt"
+    SPEC="$venvs/vllm/.triton-overlay.txt" overlay vllm "triton-${requirement#triton==}"
+  done < "$here/triton-overlays.txt"
 fi
 true

@@ -41,3 +41,20 @@ def plan_for(adapter: str, mode, version: str | None) -> AdapterPlan:
     """The plan of adapter module `hotfuse.patches.<adapter>` for `mode` in engine release `version`: the one way
     both the runtime and the offline compatibility check ask an adapter."""
     return importlib.import_module(f"hotfuse.patches.{adapter}").plan(mode, parse_release(version))
+
+
+_FIRST_CALLS: set[str] = set()
+
+
+def first_call(key: str) -> bool:
+    """True the first time an adapter asks with `key` in this process: the one mechanism for adapters' one-time
+    work (compiling kernels for the real vocabulary on the engine's warm-up call)."""
+    if key in _FIRST_CALLS:
+        return False
+    _FIRST_CALLS.add(key)
+    return True
+
+
+def forget_first_calls() -> None:
+    """hotfuse.runtime.reset: every adapter's next call is a first call again."""
+    _FIRST_CALLS.clear()

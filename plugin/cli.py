@@ -1,6 +1,6 @@
 """The `hotfuse` command line.
 
-  hotfuse status [--json] [--engine sglang|vllm]   what each fusion would do in each installed engine
+  hotfuse status [--json] [--engine E] [--verbose] what each fusion would do in each installed engine
   hotfuse fusions [--markdown]                      the fusion registry
   hotfuse readme [--check]                          regenerate (or check) the README's generated tables
   hotfuse fingerprint WHEEL...                      adapter targets checked against engine wheels
@@ -28,6 +28,7 @@ from hotfuse.registry import ENGINES
 
 
 def _status(args) -> int:
+    from hotfuse.docs import retire_when
     from hotfuse.flags import parse_flags
     from hotfuse.report import state_dict
     from hotfuse.runtime import engine_version, plan_engine
@@ -40,7 +41,7 @@ def _status(args) -> int:
         doc = {
             "hotfuse_version": __version__,
             "flags": {"raw": dict(flags.raw), "inert": flags.inert, "error": flags.error},
-            "engines": {e: state_dict(s) for e, s in states.items()},
+            "engines": {e: {**state_dict(s), "retire_when": retire_when(e)} for e, s in states.items()},
             "not_installed": [e for e in engines if e not in states],
             "exit_code": code,
         }
@@ -48,7 +49,7 @@ def _status(args) -> int:
         return code
     from hotfuse.docs import status_table
 
-    print(status_table(flags, states, [e for e in engines if e not in states]))
+    print(status_table(flags, states, [e for e in engines if e not in states], verbose=args.verbose))
     return code
 
 
@@ -107,7 +108,9 @@ def _matrix(args) -> int:
     from hotfuse.compat import MATRIX_FILE, matrix_document, missing_releases, resolve_wheel, write_matrix
     from hotfuse.docs import render_matrix
 
-    if os.environ.get("HOTFUSE_ALLOW_DRIFT", "").strip() not in ("", "0"):
+    from hotfuse.flags import ENV_ALLOW_DRIFT, parse_flags
+
+    if parse_flags().raw.get(ENV_ALLOW_DRIFT, "").strip() not in ("", "0"):
         print("note: HOTFUSE_ALLOW_DRIFT is ignored here: the matrix shows the states with validated fingerprints, "
               "as engines get them without it", file=sys.stderr)
     wheels = list(args.wheels)
@@ -184,13 +187,15 @@ def _demo(args) -> int:
     return 0 if doc["ok"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `hotfuse` command line (also what the README's commands are checked against)."""
     parser = argparse.ArgumentParser(prog="hotfuse", description="Fused kernels for SGLang and vLLM.")
     parser.add_argument("--version", action="version", version=f"hotfuse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("status", help="what each fusion does in each installed engine")
     p.add_argument("--json", action="store_true")
     p.add_argument("--engine", choices=ENGINES)
+    p.add_argument("--verbose", action="store_true", help="also say, per patch, when it can be retired")
     p.set_defaults(func=_status)
     p = sub.add_parser("fusions", help="the fusion registry as a table")
     p.set_defaults(func=_fusions)
@@ -234,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", help="where engine logs and reports go (default: a new temp dir)")
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     p.set_defaults(func=_demo)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

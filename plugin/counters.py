@@ -7,7 +7,6 @@ chosen by the caller.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,28 +25,12 @@ class FusionCounters:
 COUNTERS: dict[str, FusionCounters] = {name: FusionCounters() for name in FUSION_NAMES}
 
 
-_paused = 0
-
-
 def count_fused(fusion: str) -> None:
-    if not _paused:
-        COUNTERS[fusion].fused += 1
+    COUNTERS[fusion].fused += 1
 
 
 def count_fallback(fusion: str, reason: str) -> None:
-    if not _paused:
-        COUNTERS[fusion].fallbacks[reason] += 1
-
-
-@contextlib.contextmanager
-def paused():
-    """Calls made inside (self-checks, shadow references) are not counted as engine traffic."""
-    global _paused
-    _paused += 1
-    try:
-        yield
-    finally:
-        _paused -= 1
+    COUNTERS[fusion].fallbacks[reason] += 1
 
 
 def snapshot() -> dict[str, dict]:

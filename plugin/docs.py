@@ -106,7 +106,12 @@ def sync_readme(path: str, write: bool) -> bool:
     return new != text
 
 
-def status_table(flags, states: dict, not_installed: list[str]) -> str:
+def retire_when(engine: str) -> dict[str, str]:
+    """Per fusion with an adapter for `engine`: when that patch is no longer needed."""
+    return {f.name: s.retire_when for f in FUSIONS if (s := f.support(engine)) and s.adapter}
+
+
+def status_table(flags, states: dict, not_installed: list[str], verbose: bool = False) -> str:
     out = [f"hotfuse {__version__}"]
     raw = ", ".join(f"{k}={v!r}" for k, v in flags.raw.items()) or "HOTFUSE not set"
     out.append(f"flags: {raw}")
@@ -120,9 +125,12 @@ def status_table(flags, states: dict, not_installed: list[str]) -> str:
         for infra, what in state.infra.items():
             out.append(f"  [{infra}] {what}")
         width = max(len(n) for n in state.fusions)
+        retire = retire_when(engine) if verbose else {}
         for name, r in state.fusions.items():
             mark = "  !" if r.failed else "   "
             out.append(f"{mark}{name:<{width}}  {r.state.value:<15} {r.reason}")
+            if retire.get(name):
+                out.append(f"   {'':<{width}}  {'':<15} retire when: {retire[name]}")
         if state.error:
             out.append(f"  ERROR: {state.error}")
     for engine in not_installed:

@@ -7,16 +7,12 @@ for a report).
 
 from __future__ import annotations
 
-import os
-
-
-def _quick_inert() -> bool:
-    return os.environ.get("HOTFUSE", "").strip() in ("", "0") and not os.environ.get("HOTFUSE_REPORT_DIR")
-
 
 def vllm_plugin() -> None:
     """vllm.general_plugins: runs in the main process, EngineCore and every worker."""
-    if _quick_inert():
+    from hotfuse.flags import quick_inert
+
+    if quick_inert():
         return
     from hotfuse.runtime import load
 
@@ -25,7 +21,9 @@ def vllm_plugin() -> None:
 
 def sglang_plugin() -> None:
     """sglang.srt.plugins: runs in every scheduler process, the DP controller and the detokenizer."""
-    if _quick_inert():
+    from hotfuse.flags import quick_inert
+
+    if quick_inert():
         return
     from hotfuse.runtime import load
 

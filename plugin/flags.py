@@ -1,5 +1,7 @@
-"""The operator's switches: HOTFUSE, HOTFUSE_DISABLE, HOTFUSE_ALLOW_DRIFT and the safety nets'
-HOTFUSE_VERIFY / HOTFUSE_SHADOW / HOTFUSE_SHADOW_TRIP, parsed once per process.
+"""Every HOTFUSE_* environment variable, read here and nowhere else into one immutable `FlagSet` per process:
+the operator's switches HOTFUSE, HOTFUSE_DISABLE, HOTFUSE_ALLOW_DRIFT, the safety nets' HOTFUSE_VERIFY /
+HOTFUSE_SHADOW / HOTFUSE_SHADOW_TRIP, and the plumbing (HOTFUSE_REPORT_DIR, HOTFUSE_LOG_LEVEL, the test hooks
+HOTFUSE_TEST_FAULTS and HOTFUSE_TEST_CUDA_GATE, the demo's HOTFUSE_DEMO_MODELS).
 
 `HOTFUSE` unset or `0`       the plugin loads and patches nothing: the engine runs stock.
 `HOTFUSE=1` / `all`          every fusion on.
@@ -11,8 +13,8 @@ HOTFUSE_VERIFY / HOTFUSE_SHADOW / HOTFUSE_SHADOW_TRIP, parsed once per process.
 
 Any unknown name or malformed value makes the whole flag set invalid: `FlagSet.error` names every problem
 in one line and lists the valid names, and the plugin patches nothing. Names and values are case- and
-whitespace-insensitive, and `-` may stand for `_` in fusion names (`gemma4-router`). This module imports nothing heavy: the entry points parse flags before
-deciding whether to import torch or an engine.
+whitespace-insensitive, and `-` may stand for `_` in fusion names (`gemma4-router`). This module imports nothing
+heavy: the entry points read it before deciding whether to import torch or an engine.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ ENV_ALLOW_DRIFT = "HOTFUSE_ALLOW_DRIFT"
 ENV_VERIFY = "HOTFUSE_VERIFY"
 ENV_SHADOW = "HOTFUSE_SHADOW"
 ENV_SHADOW_TRIP = "HOTFUSE_SHADOW_TRIP"
+ENV_REPORT_DIR = "HOTFUSE_REPORT_DIR"
+ENV_LOG_LEVEL = "HOTFUSE_LOG_LEVEL"
+ENV_TEST_FAULTS = "HOTFUSE_TEST_FAULTS"
+ENV_TEST_CUDA_GATE = "HOTFUSE_TEST_CUDA_GATE"
+ENV_DEMO_MODELS = "HOTFUSE_DEMO_MODELS"
 
 # The operator-facing variables, rendered into the README by `hotfuse readme`.
 ENV_DOCS: tuple[tuple[str, str], ...] = (
@@ -49,15 +56,17 @@ ENV_DOCS: tuple[tuple[str, str], ...] = (
      "exact). Default `0`: off, no extra work and no host sync on the fast path."),
     (ENV_SHADOW_TRIP, "mismatches after which shadow mode switches the fusion to its reference path in that "
      "process (default `1`)."),
-    ("HOTFUSE_REPORT_DIR", "a directory: every engine process writes `<engine>-<pid>.json` there (flags, states, "
+    (ENV_REPORT_DIR, "a directory: every engine process writes `<engine>-<pid>.json` there (flags, states, "
      "patches, counters), refreshed while counters change."),
-    ("HOTFUSE_LOG_LEVEL", "level of the `hotfuse` logger (default `INFO`)."),
-    ("HOTFUSE_TEST_FAULTS", "testing only: `plan:<fusion>` or `install:<fusion>` makes that adapter raise, to "
+    (ENV_LOG_LEVEL, "level of the `hotfuse` logger (default `INFO`)."),
+    (ENV_TEST_FAULTS, "testing only: `plan:<fusion>` or `install:<fusion>` makes that adapter raise, to "
      "prove a failing plugin leaves the engine stock; `kernel:<fusion>` makes that fusion's kernels return "
      "visibly wrong outputs, to prove the self-check and shadow mode catch them."),
-    ("HOTFUSE_TEST_CUDA_GATE", "testing only: `1` makes `qk_norm_fp8`'s \"tracing for CUDA\" test true on a CPU "
+    (ENV_TEST_CUDA_GATE, "testing only: `1` makes `qk_norm_fp8`'s \"tracing for CUDA\" test true on a CPU "
      "machine, so CI can trace the real SGLang functions through the patched path."),
+    (ENV_DEMO_MODELS, "where `hotfuse demo` keeps its tiny models (default `~/.cache/hotfuse/demo-models`)."),
 )
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _ALL_WORDS = frozenset({"1", "all"})
 _OFF_WORDS = frozenset({"", "0"})
@@ -88,6 +97,16 @@ class FlagSet:
     shadow_trip: int = 1          # mismatches before falling back (HOTFUSE_SHADOW_TRIP)
     error: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict)
+    # read whether HOTFUSE is on or not
+    report_dir: str | None = None                       # HOTFUSE_REPORT_DIR
+    log_level: str = "INFO"                             # HOTFUSE_LOG_LEVEL
+    test_faults: frozenset[str] = frozenset()           # HOTFUSE_TEST_FAULTS items, "<point>:<fusion>"
+    test_cuda_gate: bool = False                        # HOTFUSE_TEST_CUDA_GATE=1
+    demo_models: str | None = None                      # HOTFUSE_DEMO_MODELS
+
+    def fault(self, point: str, fusion: str) -> bool:
+        """The documented test hook HOTFUSE_TEST_FAULTS=<point>:<fusion>."""
+        return f"{point}:{fusion}" in self.test_faults
 
     @property
     def inert(self) -> bool:
@@ -166,15 +185,29 @@ def _parse_count(var: str, value: str, default: int) -> int:
     return int(text)
 
 
+def quick_inert(environ: Mapping[str, str] | None = None) -> bool:
+    """True when HOTFUSE is off and no report is asked for: the entry points return before importing anything."""
+    env = os.environ if environ is None else environ
+    return env.get(ENV_ENABLE, "").strip() in _OFF_WORDS and not env.get(ENV_REPORT_DIR)
+
+
 def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
     """Parse the hotfuse variables of `environ` (default: os.environ). Never raises."""
     env = os.environ if environ is None else environ
     raw = {k: env[k] for k in (ENV_ENABLE, ENV_DISABLE, ENV_ALLOW_DRIFT, ENV_VERIFY, ENV_SHADOW, ENV_SHADOW_TRIP)
            if k in env}
+    problems: list[str] = []
+    level = env.get(ENV_LOG_LEVEL, "INFO").strip().upper() or "INFO"
+    if level not in _LOG_LEVELS:
+        problems.append(f"{ENV_LOG_LEVEL}={env[ENV_LOG_LEVEL]!r}: expected one of {', '.join(_LOG_LEVELS)}")
+        level = "INFO"
+    plumbing = dict(report_dir=env.get(ENV_REPORT_DIR) or None, log_level=level,
+                    test_faults=frozenset(i.strip() for i in env.get(ENV_TEST_FAULTS, "").split(",") if i.strip()),
+                    test_cuda_gate=env.get(ENV_TEST_CUDA_GATE, "").strip() == "1",
+                    demo_models=env.get(ENV_DEMO_MODELS) or None)
     enable_value = raw.get(ENV_ENABLE, "").strip().lower()
     if enable_value in _OFF_WORDS:
-        return FlagSet(raw=raw)
-    problems: list[str] = []
+        return FlagSet(raw=raw, **plumbing)
 
     def parse(parser, *args):
         try:
@@ -196,7 +229,7 @@ def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
             f"hotfuse: {' | '.join(problems)}. Valid fusion names: {', '.join(FUSION_NAMES)} (or 1/all; '-' may "
             "stand for '_'). Nothing is patched; the engine runs stock."
         )
-        return FlagSet(error=message, raw=raw)
+        return FlagSet(error=message, raw=raw, **plumbing)
     modes = {}
     for name in FUSION_NAMES:
         if name in disabled:
@@ -206,15 +239,21 @@ def parse_flags(environ: Mapping[str, str] | None = None) -> FlagSet:
         else:
             modes[name] = Mode.OFF
     return FlagSet(modes=modes, allow_drift=allow_drift, verify=verify, shadow=shadow, shadow_trip=shadow_trip,
-                   raw=raw)
+                   raw=raw, **plumbing)
 
 
 _process_flags: FlagSet | None = None
 
 
 def process_flags() -> FlagSet:
-    """The flag set of this process, parsed on first use and never again."""
+    """The flag set of this process, parsed on first use and never again (hotfuse.runtime.reset forgets it)."""
     global _process_flags
     if _process_flags is None:
         _process_flags = parse_flags()
     return _process_flags
+
+
+def forget_process_flags() -> None:
+    """Parse the environment again on the next `process_flags()` (hotfuse.runtime.reset, for tests)."""
+    global _process_flags
+    _process_flags = None

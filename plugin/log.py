@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
+
+from hotfuse.flags import parse_flags
 
 logger = logging.getLogger("hotfuse")
 if not logger.handlers:
     _handler = logging.StreamHandler()
     _handler.setFormatter(logging.Formatter("[hotfuse pid=%(process)d] %(levelname)s %(message)s"))
     logger.addHandler(_handler)
-    logger.setLevel(os.environ.get("HOTFUSE_LOG_LEVEL", "INFO").upper())
+    logger.setLevel(parse_flags().log_level)
     logger.propagate = False

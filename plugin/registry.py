@@ -74,6 +74,7 @@ class EngineSupport:
     state: State | None = None    # fixed state when there is no adapter
     reason: str = ""              # why, for that fixed state (shown by `hotfuse status`)
     disable_note: str = ""        # native fixed state: what HOTFUSE_DISABLE can and cannot revert, and why
+    retire_when: str = ""         # when the patch is no longer needed (the upstream release or PR), for an adapter
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,12 @@ FUSIONS: tuple[Fusion, ...] = (
         "its fused kernel was reverted before a release",
         upstream=("sglang#20501 fused temperature+softmax", "sglang#22046 revert of #20501"),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.sampler"),
-            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.sampler"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.sampler",
+                          retire_when="SGLang fuses temperature and softmax (or sampling) on CUDA itself: #20501 did, "
+                          "and was reverted by #22046 before a release"),
+            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.sampler",
+                          retire_when="vLLM's V2 sampler divides by the temperature inside its Gumbel kernel on its own "
+                          "(gumbel_sample(apply_temperature=True) exists since 0.33; its sampler passes False)"),
         ),
     ),
     Fusion(
@@ -110,8 +115,12 @@ FUSIONS: tuple[Fusion, ...] = (
         "memory roofline at prefill); SGLang reverted a routing kernel for a BF16 precision regression",
         upstream=("sglang#26502 Gemma4 fused routing kernel", "sglang#26588 revert for BF16 precision"),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.gemma4_router"),
-            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.gemma4_router"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.gemma4_router",
+                          retire_when="SGLang's own routing kernel (sglang.kernels.ops.moe.gemma4_routing) comes within "
+                          "the run-to-run spread of gemma4_route at prefill sizes (0.5.23: 4.5-10x slower at T >= 16384)"),
+            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.gemma4_router",
+                          retire_when="vLLM's own routing kernel comes within the run-to-run spread of gemma4_route at "
+                          "prefill sizes (0.33-0.34: 4.5-10x slower at T >= 16384)"),
         ),
     ),
     Fusion(
@@ -122,7 +131,9 @@ FUSIONS: tuple[Fusion, ...] = (
         "Dynamo guards on every MoE layer even with no EPLB map and no padding",
         upstream=("sglang#16945 lost the fusion", "sglang#21771 restored it as a compiled helper"),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.topk_postprocess"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.topk_postprocess",
+                          retire_when="_post_process_topk_ids skips its compiled helper when there is no EPLB map and no "
+                          "padding, and fuses map and mask in one launch (sglang#21771 made it a torch.compile helper)"),
             EngineSupport("vllm", VLLM_VERSIONS, state=State.NATIVE,
                           reason="one Triton kernel (eplb_map_to_physical_and_record); padded rows are "
                           "masked inside the top-k kernels; on CPU the map is the identity",
@@ -137,7 +148,9 @@ FUSIONS: tuple[Fusion, ...] = (
         why="SGLang 0.5.11-0.5.12 gather the speculative extras with 4-5 separate launches per step",
         upstream=("sglang#27233 fused gather_spec_extras (SGLang 0.5.13)",),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.spec_gather"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.spec_gather",
+                          retire_when="0.5.12 leaves the supported range: from 0.5.13 SGLang gathers in one launch itself "
+                          "(sglang#27233), and gather_rows only wins by 0.3-0.7 us at B = 1 and 256"),
             EngineSupport("vllm", VLLM_VERSIONS, state=State.NOT_APPLICABLE,
                           reason="V1 proposer gathers inline with no clean patch point; V2 prepares draft "
                           "inputs in Triton kernels already"),
@@ -151,8 +164,12 @@ FUSIONS: tuple[Fusion, ...] = (
         upstream=("sglang#21734 inductor-friendly QK-norm / FP8", "sglang#23159 revert (ROCm strided views)",
                   "sglang#23227 redo, CUDA-only"),
         engines=(
-            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.qk_norm_fp8"),
-            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.qk_norm_fp8"),
+            EngineSupport("sglang", SGLANG_VERSIONS, adapter="sglang.qk_norm_fp8",
+                          retire_when="SGLang's own inductor gate (cuda_graph_config.prefill.tc_compiler) can be set "
+                          "again: 0.5.22 dropped it from the argument parsers"),
+            EngineSupport("vllm", VLLM_VERSIONS, adapter="vllm.qk_norm_fp8",
+                          retire_when="never while vLLM has these passes: on vLLM the adapter is only the kill switch for "
+                          "vLLM's own fusion passes"),
         ),
     ),
 )

@@ -21,8 +21,7 @@ import time
 
 from hotfuse import counters
 from hotfuse._version import __version__
-
-ENV_REPORT_DIR = "HOTFUSE_REPORT_DIR"
+from hotfuse.flags import ENV_REPORT_DIR
 
 
 def _process_title() -> str | None:
@@ -47,6 +46,7 @@ def state_dict(state) -> dict:
             "cache_key": state.flags.cache_key(),
         },
         "error": state.error,
+        "unsupported": state.unsupported,
         "infra": dict(state.infra),
         "fusions": {
             name: {"mode": r.mode.value, "state": r.state.value, "reason": r.reason, "targets": r.targets}
@@ -86,7 +86,7 @@ def _report_dir(state) -> str | None:
     so that the metrics endpoint can read every engine process's counters."""
     from hotfuse import metrics
 
-    directory = os.environ.get(ENV_REPORT_DIR)
+    directory = state.flags.report_dir
     if directory or state.flags.inert or not metrics.available():
         return directory or None
     import shutil

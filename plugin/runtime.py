@@ -13,19 +13,17 @@ An exception anywhere reverts every patch made in this process: the engine runs 
 from __future__ import annotations
 
 import importlib.metadata
-import os
 from dataclasses import dataclass, field
 
 from hotfuse._version import __version__
 from hotfuse.adapters import AdapterPlan, plan_for
-from hotfuse.flags import FlagSet, Mode, process_flags
+from hotfuse.flags import FlagSet, Mode, forget_process_flags, process_flags
 from hotfuse.log import logger
 from hotfuse.patching import Patch, apply_with_hook_registry, apply_with_patcher, revert
 from hotfuse.registry import ENGINE_INFRA, FAILED_STATES, FUSIONS, State, engine_record, fixed_state, \
     unsupported_reason
 from hotfuse.targets import validate
 
-ENV_TEST_FAULTS = "HOTFUSE_TEST_FAULTS"
 
 
 @dataclass
@@ -71,25 +69,21 @@ def engine_version(engine: str) -> str | None:
     return None
 
 
-def _faults() -> set[str]:
-    """Test-only fault injection (documented in the README): `<point>:<name>` items."""
-    return {item.strip() for item in os.environ.get(ENV_TEST_FAULTS, "").split(",") if item.strip()}
-
-
 class InjectedFault(RuntimeError):
     pass
 
 
-def _maybe_fault(point: str, name: str) -> None:
-    if f"{point}:{name}" in _faults():
-        raise InjectedFault(f"test fault {point}:{name} injected through {ENV_TEST_FAULTS}")
+def _maybe_fault(flags: FlagSet, point: str, name: str) -> None:
+    """Test-only fault injection (HOTFUSE_TEST_FAULTS=<point>:<name>, documented in the README)."""
+    if flags.fault(point, name):
+        raise InjectedFault(f"test fault {point}:{name} injected through HOTFUSE_TEST_FAULTS")
 
 
-def _install(engine: str, name: str, plan: AdapterPlan, allow_drift: bool, install: bool,
+def _install(engine: str, name: str, plan: AdapterPlan, flags: FlagSet, install: bool,
              patches: list[Patch]) -> tuple[State, str, list[str]]:
     """Validate every hook target of `plan`; install all of them or none. Returns state, reason, targets."""
-    validations = [(validate(target, allow_drift), around) for target, around in plan.hooks]
-    dependencies = [validate(target, allow_drift) for target in plan.requires]
+    validations = [(validate(target, flags.allow_drift), around) for target, around in plan.hooks]
+    dependencies = [validate(target, flags.allow_drift) for target in plan.requires]
     targets = [v.target.dotted for v, _ in validations]
     checked = [v for v, _ in validations] + dependencies
     drifted = [v.reason for v in checked if not v.ok]
@@ -102,7 +96,7 @@ def _install(engine: str, name: str, plan: AdapterPlan, allow_drift: bool, insta
         apply = apply_with_hook_registry if engine == "sglang" else apply_with_patcher
         for v, around in validations:
             patches.append(apply(name, v, around))
-        _maybe_fault("install", name)
+        _maybe_fault(flags, "install", name)
     return plan.state, plan.reason, targets
 
 
@@ -131,8 +125,8 @@ def plan_engine(engine: str, flags: FlagSet, install: bool) -> EngineState:
         return state
     try:
         for infra in ENGINE_INFRA.get(engine, ()):
-            infra_state, reason, _ = _install(engine, infra, plan_for(infra, Mode.FUSED, version),
-                                              flags.allow_drift, install, state.patches)
+            infra_state, reason, _ = _install(engine, infra, plan_for(infra, Mode.FUSED, version), flags, install,
+                                              state.patches)
             state.infra[infra] = f"{infra_state.value}: {reason}"
             if infra_state is State.DRIFT:
                 for fusion in FUSIONS:
@@ -147,13 +141,13 @@ def plan_engine(engine: str, flags: FlagSet, install: bool) -> EngineState:
             if mode is Mode.OFF:
                 state.fusions[fusion.name] = FusionReport(fusion.name, mode, State.OFF, "not requested")
                 continue
-            _maybe_fault("plan", fusion.name)
+            _maybe_fault(flags, "plan", fusion.name)
             if support is None or support.adapter is None:
                 fixed, reason = fixed_state(support, engine, disabled=mode is Mode.REFERENCE)
                 state.fusions[fusion.name] = FusionReport(fusion.name, mode, fixed, reason)
                 continue
             plan = plan_for(support.adapter, mode, version)
-            fstate, reason, targets = _install(engine, fusion.name, plan, flags.allow_drift, install, state.patches)
+            fstate, reason, targets = _install(engine, fusion.name, plan, flags, install, state.patches)
             state.fusions[fusion.name] = FusionReport(fusion.name, mode, fstate, reason, targets)
     except Exception as exc:  # never into the engine: revert everything, run stock
         for patch in reversed(state.patches):
@@ -205,5 +199,31 @@ def load(engine: str) -> EngineState | None:
 
 def loaded_state(engine: str) -> EngineState | None:
     return _LOADED.get(engine)
+
+
+def observe(engine: str, fusion: str, what: str) -> None:
+    """An adapter's account of what it did at run time in this process (e.g. the engine settings it changed and
+    read back): it becomes the fusion's reason in this process's report. The one way adapters write to it."""
+    state = _LOADED.get(engine)
+    report = state.fusions.get(fusion) if state else None
+    if report is not None and report.state is State.REFERENCE:
+        report.reason = what
+
+
+def reset() -> None:
+    """Forget everything hotfuse did in this process, as if it had never loaded: every patch reverted, loaded
+    states, flags, counters, safety-net state, adapters' one-time work and kernel failures cleared. For tests."""
+    from hotfuse import adapters, counters, safety
+    from hotfuse.kernels import KERNEL_FAILURES
+
+    for state in _LOADED.values():
+        for patch in reversed(state.patches):
+            revert(patch)
+    _LOADED.clear()
+    forget_process_flags()
+    counters.reset()
+    safety.reset()
+    adapters.forget_first_calls()
+    KERNEL_FAILURES.reset()
 
 

@@ -1,8 +1,15 @@
-"""Safety nets around every fused kernel call: start-up self-check, shadow comparison, automatic fallback.
+"""Safety nets around every fused kernel call: start-up self-check, shadow comparison, automatic fallback; and
+the one place where kernel calls are counted and kernel problems logged (kernels keep no books).
 
 Adapters call a kernel as `safety.call(check, *args)` (checks in `hotfuse.kernels.checks`):
 
 - tripped fusion: the reference runs, counted as a fallback ("tripped: ...").
+- inputs the kernel does not take (`check.unsupported`): the reference runs, counted as a fallback with that
+  reason. An adapter that must hand such calls back to the engine's own path asks first with
+  `safety.declines(check, *args)` (counted the same way) and then calls `call(..., checked=True)`: each call's
+  inputs are checked once.
+- a kernel answer is counted as a fused call; kernels that failed to build or launch on the way and let another
+  kernel answer (hotfuse.kernels.KERNEL_FAILURES) are logged once, with the fusion.
 - self-check (HOTFUSE_VERIFY, on by default): the first call of each kernel in the process first runs the
   kernel and its reference on two random argument sets shaped like the real ones (same shapes, dtypes,
   device) and compares them with the check's rule and tolerance. A failure trips the fusion for this
@@ -23,20 +30,18 @@ All state is per process and per fusion; `snapshot()` feeds the process report a
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
 import torch
 
-from hotfuse.counters import count_fallback, paused
+from hotfuse.counters import count_fallback, count_fused
 from hotfuse.flags import process_flags
+from hotfuse.kernels import KERNEL_FAILURES
 from hotfuse.kernels.checks import Check
+from hotfuse.log import logger
 from hotfuse.registry import FUSION_NAMES
-
-logger = logging.getLogger("hotfuse")
 
 SELF_CHECK_DRAWS = 2
 
@@ -59,26 +64,32 @@ class FusionSafety:
 STATE: dict[str, FusionSafety] = {name: FusionSafety() for name in FUSION_NAMES}
 
 
+# Which kernel failures (hotfuse.kernels.KERNEL_FAILURES) belong to which fusion, for the log line.
+_KERNEL_FUSIONS = {"softmax_cluster": "sampler", "sample_cluster": "sampler", "dependent_launch": "sampler"}
+
+
 def snapshot() -> dict[str, dict]:
-    return {name: s.as_dict() for name, s in STATE.items()}
+    failures = KERNEL_FAILURES.snapshot()
+    out = {name: s.as_dict() for name, s in STATE.items()}
+    for kernel, why in failures.items():
+        out.setdefault(_KERNEL_FUSIONS.get(kernel, "sampler"), {}).setdefault("kernels_unavailable", {})[kernel] = why
+    return out
 
 
 def reset() -> None:
-    global _faults
-    _faults = None
     for name in FUSION_NAMES:
         STATE[name] = FusionSafety()
 
 
-_faults: frozenset[str] | None = None
-
-
 def _fault(fusion: str) -> bool:
-    """The documented test hook HOTFUSE_TEST_FAULTS=kernel:<fusion> (read once per process)."""
-    global _faults
-    if _faults is None:
-        _faults = frozenset(i.strip() for i in os.environ.get("HOTFUSE_TEST_FAULTS", "").split(","))
-    return f"kernel:{fusion}" in _faults
+    """The documented test hook HOTFUSE_TEST_FAULTS=kernel:<fusion>."""
+    return process_flags().fault("kernel", fusion)
+
+
+def _log_kernel_failures(fusion: str) -> None:
+    for kernel, why in KERNEL_FAILURES.take_new():
+        logger.warning("hotfuse: %s: kernel %s unavailable here (%s)", _KERNEL_FUSIONS.get(kernel, fusion), kernel,
+                       why)
 
 
 _CUDA = torch.cuda.is_available()
@@ -96,7 +107,10 @@ def trip(fusion: str, reason: str) -> None:
 
 
 def _fused(check: Check, args: tuple):
-    out = check.fused(*args)
+    try:
+        out = check.fused(*args)
+    finally:
+        _log_kernel_failures(check.fusion)
     return check.corrupt(out) if _fault(check.fusion) else out
 
 
@@ -109,11 +123,13 @@ def _fused_or_reference(check: Check, args: tuple):
     """The kernel's answer; if it raises, the fusion trips and the reference answers (eager calls only: this is
     never reached while tracing or capturing)."""
     try:
-        return _fused(check, args)
+        out = _fused(check, args)
     except Exception as exc:
         trip(check.fusion, f"{check.kernel} raised {_error_line(exc)}")
         count_fallback(check.fusion, "tripped: reference path")
         return check.reference(*args)
+    count_fused(check.fusion)
+    return out
 
 
 def warm_up(fusion: str, fn, *args) -> bool:
@@ -127,6 +143,8 @@ def warm_up(fusion: str, fn, *args) -> bool:
     except Exception as exc:
         trip(fusion, f"warm-up raised {_error_line(exc)}")
         return False
+    finally:
+        _log_kernel_failures(fusion)
 
 
 def _compare(check: Check, args: tuple, out, ref) -> tuple[bool, float]:
@@ -138,14 +156,13 @@ def self_check(check: Check, like: tuple, draws: int = SELF_CHECK_DRAWS) -> tupl
     """Kernel vs reference on `draws` random argument sets shaped like `like`; (passed, worst error)."""
     generator = torch.Generator().manual_seed(1234)
     worst = 0.0
-    with paused():
-        for _ in range(draws):
-            args = check.random_like(like, generator)
-            ref = check.reference(*_copies(check, args))
-            ok, error = _compare(check, args, _fused(check, args), ref)
-            worst = max(worst, error)
-            if not ok:
-                return False, worst
+    for _ in range(draws):  # (only calls through `call` are counted: these draws are not engine traffic)
+        args = check.random_like(like, generator)
+        ref = check.reference(*_copies(check, args))
+        ok, error = _compare(check, args, _fused(check, args), ref)
+        worst = max(worst, error)
+        if not ok:
+            return False, worst
     return True, worst
 
 
@@ -153,14 +170,40 @@ def _copies(check: Check, args: tuple) -> tuple:
     return tuple(a.clone() if i in check.mutates and isinstance(a, torch.Tensor) else a for i, a in enumerate(args))
 
 
-def call(check: Check, *args):
-    """Run `check`'s kernel on `args` behind the safety nets (see the module docstring)."""
+def record_fallback(fusion: str, reason: str) -> None:
+    """An adapter sent a call down the engine's own path or the reference path itself, for `reason`."""
+    count_fallback(fusion, reason)
+
+
+def record_fused(fusion: str) -> None:
+    """An adapter answered a call on its fused path without a hotfuse kernel (nothing to do, or an engine kernel
+    called the fused way)."""
+    count_fused(fusion)
+
+
+def declines(check: Check, *args) -> str | None:
+    """Why `check`'s kernel cannot take these inputs (counted as a fallback of its fusion), or None. For adapters
+    that hand such calls back to the engine's own path rather than to hotfuse's reference; they then call
+    `call(check, *args, checked=True)`."""
+    reason = check.unsupported(*args)
+    if reason is not None:
+        count_fallback(check.fusion, reason)
+    return reason
+
+
+def call(check: Check, *args, checked: bool = False):
+    """Run `check`'s kernel on `args` behind the safety nets (see the module docstring). checked=True: the
+    adapter asked `declines` about these very inputs already."""
     fusion, state = check.fusion, STATE[check.fusion]
     if state.tripped is not None:
         count_fallback(fusion, "tripped: reference path")
         return check.reference(*args)
+    if not checked and declines(check, *args) is not None:
+        return check.reference(*args)
     if _tracing_or_capturing():
-        return _fused(check, args)
+        out = _fused(check, args)
+        count_fused(fusion)
+        return out
     flags = process_flags()
     if flags.verify and check.kernel not in state.self_check:
         started = time.perf_counter()
@@ -187,8 +230,7 @@ def call(check: Check, *args):
     state.calls[check.kernel] = n
     if math.floor(n * flags.shadow) == math.floor((n - 1) * flags.shadow):
         return _fused_or_reference(check, args)
-    with paused():
-        ref = check.reference(*_copies(check, args))
+    ref = check.reference(*_copies(check, args))
     out = _fused_or_reference(check, args)
     if state.tripped is not None:  # the kernel raised: out is the reference's answer
         return out
@@ -212,7 +254,6 @@ def call(check: Check, *args):
 def verify(device: torch.device | None = None, small: bool | None = None) -> list[dict]:
     """`hotfuse verify`: every check's kernel against its reference on this device, per dtype, over the
     check's shapes (small ones on CPU, where kernels run in Triton's interpreter). One row per (kernel, dtype)."""
-    from hotfuse import counters
     from hotfuse.kernels import interpreting
     from hotfuse.kernels.checks import CHECKS
 
@@ -228,10 +269,11 @@ def verify(device: torch.device | None = None, small: bool | None = None) -> lis
                 continue
             worst, ok, shapes, ran = 0.0, True, [], 0
             for args in check.verify_args(device, dtype, small):
-                before = counters.COUNTERS[check.fusion].fused
                 ref = check.reference(*_copies(check, args))
-                passed, error = _compare(check, args, _fused(check, args), ref)
-                ran += counters.COUNTERS[check.fusion].fused - before if check.triton else 1
+                runs = check.unsupported(*args) is None
+                out = _fused(check, args) if runs else check.reference(*args)
+                passed, error = _compare(check, args, out, ref)
+                ran += runs
                 worst, ok = max(worst, error), ok and passed
                 shapes.append(next(tuple(a.shape) for a in args if isinstance(a, torch.Tensor)))
             rows.append({**row, "shapes": shapes, "max_error": worst, "tolerance": check.tolerance(args),

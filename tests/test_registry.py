@@ -27,6 +27,17 @@ def test_every_fusion_is_described_for_every_engine():
                 assert s.reason
             if s.state is State.NATIVE:
                 assert s.disable_note, f"{f.name}/{s.engine}: say what HOTFUSE_DISABLE does to the native path"
+            assert bool(s.retire_when) == bool(s.adapter), f"{f.name}/{s.engine}: every patch says when it can go"
+
+
+def test_status_can_say_when_each_patch_can_go(capsys, monkeypatch):
+    from hotfuse import cli
+
+    monkeypatch.setenv("HOTFUSE", "1")
+    cli.main(["status", "--verbose", "--engine", "vllm"])
+    text = capsys.readouterr().out  # (core tests run in the vllm venv)
+    assert "retire when: never while vLLM has these passes" in text
+    assert "retire when: vLLM's V2 sampler divides by the temperature inside its Gumbel kernel" in text
 
 
 def test_upstream_history_seeds_are_recorded():

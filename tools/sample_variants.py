@@ -5,34 +5,41 @@ CUDA-graph replays of 20 calls, median of 30 replays), ROUNDS rounds with fresh 
 - cluster: the cluster race, forced at every shape: a thread-block cluster of 16 CTAs a row, each racing 1/16
            of the row's tiles; the CTAs exchange (score, token) through distributed shared memory and CTA 0
            writes the token. (* marks the kernel the plan picks.)
-First checks that both draw the same tokens (fp32 logits, the only ones the cluster race takes; masked and NaN
-logits, 1..64 rows, several seeds). Run on the device machine:
+Each variant is a Tuning (`variant_tuning`) passed to temperature_sample. First checks that both draw the same
+tokens (fp32 logits, the only ones the cluster race takes; masked and NaN logits, 1..64 rows, several seeds).
+Run on the device machine:
     HOTFUSE_GPU_SCRIPT=tools/sample_variants.py bash ci/gpu_run.sh OUT [ROUNDS]
 Writes OUT/sample-variants.json."""
 import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 
 import torch
 import triton
 
 from hotfuse.bench import copy_bandwidth, time_in_graph
 from hotfuse.bench.sampler import _inputs
-from hotfuse.kernels import sampling as S
+from hotfuse.kernels import KERNEL_FAILURES
+from hotfuse.kernels.sampling import temperature_sample
+from hotfuse.kernels.sampling.plan import CLUSTER_RACE, COLUMN_DEPTH, COLUMN_LANES, DEFAULT_TUNING, \
+    cluster_race_geometry
 
 SHAPES = [(b, v) for v in (128256, 262144) for b in (1, 4, 16, 64, 256)]
-SHIPPED = dict(S.SAMPLE_CLUSTER)
+VARIANTS = ("race", "cluster")
 
 
-def use(variant, vocab):
-    S.SAMPLE_CLUSTER.update(SHIPPED)
+def variant_tuning(variant, vocab):
+    """race: never the cluster race. cluster: the cluster race at every batch size, with as many tiles a CTA as
+    this vocabulary needs."""
     if variant == "race":
-        S.SAMPLE_CLUSTER["enabled"] = False
-    elif variant == "cluster":  # at every batch size, with as many tiles a CTA as the vocabulary needs
-        tiles = triton.cdiv(vocab, S.COLUMN_DEPTH * S.COLUMN_LANES)
-        S.SAMPLE_CLUSTER.update(min_rows=1, max_rows=1 << 30,
-                                tiles_per_cta=triton.next_power_of_2(triton.cdiv(tiles, S.SAMPLE_CLUSTER["ctas"])))
+        return replace(DEFAULT_TUNING, cluster_race=None)
+    shipped = DEFAULT_TUNING.cluster_race
+    tiles = triton.cdiv(vocab, COLUMN_DEPTH * COLUMN_LANES)
+    table = replace(shipped, min_rows=1, max_rows=1 << 30,
+                    tiles_per_cta=triton.next_power_of_2(triton.cdiv(tiles, shipped.ctas)))
+    return replace(DEFAULT_TUNING, cluster_race=table)
 
 
 def check_tokens(device):
@@ -43,19 +50,17 @@ def check_tokens(device):
         logits[0, : vocab // 3] = float("-inf")
         logits[-1, 5] = float("nan")
         temps = torch.rand(rows, device=device, generator=g) + 0.3
+        race_tuning, cluster_tuning = variant_tuning("race", vocab), variant_tuning("cluster", vocab)
+        assert cluster_race_geometry(rows, vocab, logits.dtype, device, cluster_tuning) is not None
         for offset in range(3):
             seeds = torch.arange(rows, dtype=torch.int64, device=device) * 1000 + offset
-            use("race", vocab)
-            race = S.temperature_sample(logits, temps, seeds)
-            use("cluster", vocab)
-            assert S._sample_cluster_geometry(rows, vocab, logits.dtype, device) is not None
-            cluster = S.temperature_sample(logits, temps, seeds)
-            assert S.SAMPLE_CLUSTER["enabled"], "the cluster race failed and fell back"
+            race = temperature_sample(logits, temps, seeds, tuning=race_tuning)
+            cluster = temperature_sample(logits, temps, seeds, tuning=cluster_tuning)
+            assert not KERNEL_FAILURES.failed(CLUSTER_RACE), "the cluster race failed and fell back"
             compared += rows
             bad = (race != cluster).nonzero().flatten().tolist()
             if bad:
                 mismatches.append({"rows": rows, "V": vocab, "offset": offset, "rows_differing": bad[:8]})
-    S.SAMPLE_CLUSTER.update(SHIPPED)
     return compared, mismatches
 
 
@@ -70,13 +75,12 @@ def main(out_dir, rounds=3):
     for b, v in SHAPES:
         logits, temps = _inputs(b, v, device, seed=b * 7919 + v)
         seeds = torch.arange(b, dtype=torch.int64, device=device)
-        planned = "cluster" if S._sample_cluster_geometry(b, v, logits.dtype, device) else "race"
-        times = {name: [] for name in ("race", "cluster")}
+        planned = "cluster" if cluster_race_geometry(b, v, logits.dtype, device) else "race"
+        times = {name: [] for name in VARIANTS}
         for _ in range(rounds):
             for name in times:
-                use(name, v)
-                times[name].append(time_in_graph(lambda: S.temperature_sample(logits, temps, seeds)))
-        S.SAMPLE_CLUSTER.update(SHIPPED)
+                tuning = variant_tuning(name, v)
+                times[name].append(time_in_graph(lambda: temperature_sample(logits, temps, seeds, tuning=tuning)))
         roofline = (4 * b * v + 8 * b) / bandwidth * 1e6
         row = {"B": b, "V": v, "roofline_us": roofline, "bar_us": max(5.0, 1.6 * roofline), "planned": planned,
                "us": times, "median_us": {name: statistics.median(t) for name, t in times.items()}}

@@ -4,15 +4,17 @@ Each repeat builds fresh graphs; the copy bandwidth (the roofline's) is measured
 device machine:
     HOTFUSE_GPU_SCRIPT=tools/sampler_repeats.py bash ci/gpu_run.sh OUT [REPEATS]
 Writes OUT/sampler-repeats.json."""
-import json, sys, time
+import json
+import sys
+import time
 
 import torch
 import triton
 
 from hotfuse.bench import copy_bandwidth, time_in_graph
 from hotfuse.bench.sampler import _inputs
-from hotfuse.kernels.sampling import (_sample_cluster_geometry, softmax_variant, temperature_sample,
-                                      temperature_softmax)
+from hotfuse.kernels.sampling import cluster_race_geometry, softmax_variant, temperature_sample, \
+    temperature_softmax
 
 SHAPES = [(16, 128256), (4, 262144), (4, 128256), (16, 262144)]
 
@@ -35,7 +37,7 @@ def main(out_dir, repeats=5):
             if op == "softmax":
                 kernel = softmax_variant(b, v, device)[0]
             else:
-                kernel = "cluster_race" if _sample_cluster_geometry(b, v, logits.dtype, device) else "column_race"
+                kernel = "cluster_race" if cluster_race_geometry(b, v, logits.dtype, device) else "column_race"
             rows.append({"op": op, "B": b, "V": v, "kernel": kernel, "us": times, "roofline_us": roofline, "bar_us": bar})
             print(f"{op} B={b} V={v} ({kernel}): " + " ".join(f"{t:.2f}" for t in times)
                   + f"  (bar {bar:.2f}, met {sum(t <= bar for t in times)}/{repeats})", flush=True)

@@ -1,23 +1,34 @@
 """Sweep the sampler kernels' geometry knobs on a GPU; prints the best setting per shape.
 
 Run on the device machine (see ci/gpu_run.sh for the PYTHONPATH set-up):
-    python3 tools/tune_sampler.py OUT_DIR
-Writes OUT_DIR/tune_sampler.json. The chosen defaults live in hotfuse.kernels.sampling (SOFTMAX_CONFIGS,
-NORMALIZE_BLOCK_MAX, CLUSTER, SAMPLE_MAX_TILES_PER_PROGRAM).
+    python3 tools/tune_sampler.py OUT_DIR [launches] [cluster] [softmax] [sample]
+(default: cluster softmax sample). Writes OUT_DIR/tune_sampler.json. The chosen defaults are the fields of
+hotfuse.kernels.sampling.plan.Tuning (DEFAULT_TUNING: softmax_configs, normalize_block_max, cluster_softmax,
+sample_max_tiles_per_program, one_launch_sampling); every setting timed here is a Tuning of its own, passed to
+the kernels explicitly.
 """
 
 import itertools
 import json
 import sys
 import time
+from dataclasses import replace
 
 import torch
 import triton
 
 from hotfuse.bench import time_in_graph
-from hotfuse.kernels import sampling as S
+from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
+from hotfuse.kernels.sampling.plan import DEFAULT_TUNING, ClusterSoftmax, Config, cluster_softmax_geometry
+from hotfuse.kernels.sampling.race import launch_sample
+from hotfuse.kernels.sampling.softmax import _launch_cluster
 
 SHAPES = [(b, v) for v in (128256, 262144) for b in (1, 4, 16, 64, 256)]
+
+# The two-pass kernels at every shape, and the cluster kernel at every batch size whose row fits its spans.
+TWO_PASS = replace(DEFAULT_TUNING, cluster_softmax=None)
+CLUSTER_EVERY_BATCH = replace(DEFAULT_TUNING, cluster_softmax=ClusterSoftmax(
+    short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0))
 
 
 def sweep(kind, configs, make):
@@ -53,82 +64,84 @@ def sample_configs():
         yield {"tiles_per_program": tiles}
 
 
-def apply(cfg):
-    S.CLUSTER["enabled"] = False  # the two-pass kernels at every shape
-    config = S.Config(cfg["block"], cfg["warps"], cfg["waves"])
-    S.SOFTMAX_CONFIGS = ((None, config),)
-    S.NORMALIZE_BLOCK_MAX = cfg["normalize_block_max"]
+def softmax_tuning(cfg):
+    """The two-pass kernels with one geometry (`cfg`, from softmax_configs) at every size."""
+    config = Config(cfg["block"], cfg["warps"], cfg["waves"])
+    return replace(TWO_PASS, softmax_configs=((None, config),), normalize_block_max=cfg["normalize_block_max"])
 
 
 def make_softmax(cfg, logits, temps, seeds):
-    def fn():
-        apply(cfg)
-        S.temperature_softmax(logits, temps, out=logits)
-    return fn
+    tuning = softmax_tuning(cfg)
+    return lambda: temperature_softmax(logits, temps, out=logits, tuning=tuning)
 
 
 def make_sample(cfg, logits, temps, seeds):
     out = torch.empty(logits.shape[0], dtype=torch.int64, device=logits.device)
 
-    def fn():
-        S._launch_sample(logits, temps, seeds, out, cfg["tiles_per_program"])
-    return fn
+    def draw():  # a given program length forces the column race kernel (never the cluster race) with that length
+        launch_sample(logits, temps, seeds, out, DEFAULT_TUNING, cfg["tiles_per_program"])
+        return out
+    return draw
 
 
 CLUSTER_GRID = [(b, v) for v in (32000, 65536, 128256, 151936, 262144, 524288)
                 for b in (1, 2, 4, 8, 16, 32, 64, 128, 256) if b * v <= 1 << 26]
 
 
+def cluster_softmax(logits, temps, warps):
+    """The cluster softmax in place with `warps` warps a CTA (the plan picks 8 or 16 by span; this times both),
+    or None where its spans do not fit this vocabulary. Launched directly, so a kernel that cannot build or
+    launch raises here instead of falling back to the two-pass kernels."""
+    geometry = cluster_softmax_geometry(*logits.shape, logits.device, CLUSTER_EVERY_BATCH)
+    if geometry is None:
+        return None
+    ctas, span, _planned_warps = geometry
+    return lambda: _launch_cluster(logits, temps, logits, ctas, span, warps, CLUSTER_EVERY_BATCH)
+
+
 def cluster(out_rows):
     """The cluster kernel (at every batch size, both warp counts) against the two-pass kernels (at their defaults)
-    over more vocabularies than the bench's: where CLUSTER's thresholds come from."""
-    plan = dict(S.CLUSTER)
-    geometry = S._cluster_geometry
+    over more vocabularies than the bench's: where ClusterSoftmax's thresholds come from."""
     for b, v in CLUSTER_GRID:
         logits = torch.randn(b, v, device="cuda") * 4
         temps = torch.rand(b, 1, device="cuda") + 0.5
-        S.CLUSTER.update(plan, enabled=False)
-        two_pass = time_in_graph(lambda: S.temperature_softmax(logits, temps, out=logits))
+        two_pass = time_in_graph(lambda: temperature_softmax(logits, temps, out=logits, tuning=TWO_PASS))
         out_rows.append({"kind": "two_pass", "B": b, "V": v, "us": two_pass})
         line = [f"two-pass {two_pass:.2f}"]
         for warps in (8, 16):
-            S.CLUSTER.update(plan, enabled=True, short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0)
-            S._cluster_geometry = lambda r, vv, d, w=warps: (None if (g := geometry(r, vv, d)) is None
-                                                               else (g[0], g[1], w))  # this warp count
-            if S._cluster_geometry(b, v, logits.device) is None:
+            fn = cluster_softmax(logits, temps, warps)
+            if fn is None:
                 continue
-            us = time_in_graph(lambda: S.temperature_softmax(logits, temps, out=logits))
-            if not S.CLUSTER["enabled"]:
-                raise RuntimeError("the cluster kernel fell back to the two-pass kernels")
+            us = time_in_graph(fn)
             out_rows.append({"kind": "cluster", "B": b, "V": v, "warps": warps, "us": us})
             line.append(f"cluster, {warps} warps {us:.2f}")
-        S._cluster_geometry = geometry
-        S.CLUSTER.update(plan)
         print(f"B={b} V={v}: " + "; ".join(line), flush=True)
 
 
+def sampling_tuning(one_launch):
+    """The default plan, the column race combining in its last program (one launch) or in a second launch."""
+    return replace(DEFAULT_TUNING, one_launch_sampling=one_launch)
+
+
 def launches(out_rows):
-    """The column race in one launch (the row's last program combines) against two, at the default plan,
-    with softmax at the defaults beside it."""
-    saved = S.ONE_LAUNCH_SAMPLING
+    """The column race in one launch (the row's last program combines) against two, at the default plan
+    (where that plan picks the cluster race, both rows time it), with softmax at the defaults beside it."""
     for b, v in SHAPES:
         logits = torch.randn(b, v, device="cuda") * 4
         temps = torch.rand(b, 1, device="cuda") + 0.5
         seeds = torch.arange(b, device="cuda", dtype=torch.int64)
-        line = [f"softmax {time_in_graph(lambda: S.temperature_softmax(logits, temps, out=logits)):.2f}"]
-        out_rows.append({"kind": "softmax", "B": b, "V": v, "us": float(line[0].split()[1])})
+        softmax_us = time_in_graph(lambda: temperature_softmax(logits, temps, out=logits))
+        out_rows.append({"kind": "softmax", "B": b, "V": v, "us": softmax_us})
+        line = [f"softmax {softmax_us:.2f}"]
         for one in (True, False):
-            S.ONE_LAUNCH_SAMPLING = one
-            us = time_in_graph(lambda: S.temperature_sample(logits, temps, seeds))
+            tuning = sampling_tuning(one)
+            us = time_in_graph(lambda: temperature_sample(logits, temps, seeds, tuning=tuning))
             out_rows.append({"kind": f"column_race_{'one' if one else 'two'}_launch", "B": b, "V": v, "us": us})
             line.append(f"column race, {'1' if one else '2'} launch(es) {us:.2f}")
-        S.ONE_LAUNCH_SAMPLING = saved
         print(f"B={b} V={v}: " + "; ".join(line), flush=True)
 
 
-if __name__ == "__main__":
-    out = sys.argv[1]
-    which = sys.argv[2:] or ["cluster", "softmax", "sample"]
+def main(out, which):
     rows = []
     if "launches" in which:
         launches(rows)
@@ -141,3 +154,7 @@ if __name__ == "__main__":
     with open(f"{out}/tune_sampler.json", "w") as fh:
         json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:] or ["cluster", "softmax", "sample"])

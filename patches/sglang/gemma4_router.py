@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.gemma4_router import gemma4_route_reference
@@ -42,7 +41,7 @@ def _routing_for(layer, fused: bool):
     def hotfuse_gemma4_routing(hidden_states, gating_output, topk, renormalize):
         if fused:
             return safety.call(checks.ROUTE, gating_output, scale, topk)
-        count_fallback(FUSION, "disabled: hotfuse torch reference")
+        safety.record_fallback(FUSION, "disabled: hotfuse torch reference")
         return gemma4_route_reference(gating_output, scale, topk)
 
     return hotfuse_gemma4_routing

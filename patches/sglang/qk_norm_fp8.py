@@ -21,12 +21,10 @@ real SGLang functions with the patched path under torch.compile.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from hotfuse.adapters import AdapterPlan
-from hotfuse.flags import Mode
+from hotfuse.flags import Mode, process_flags
 from hotfuse.kernels.fp8 import static_fp8_quant
 from hotfuse.registry import State
 from hotfuse.targets import Target
@@ -57,7 +55,7 @@ def inductor_on_cuda(t: torch.Tensor | None = None) -> bool:
     """True exactly while torch.compile traces code that will run on a CUDA (not ROCm) device."""
     if not torch.compiler.is_compiling() or torch.version.hip is not None:
         return False
-    if os.environ.get("HOTFUSE_TEST_CUDA_GATE") == "1":
+    if process_flags().test_cuda_gate:
         return True
     return t.is_cuda if t is not None else torch.cuda.is_available()
 

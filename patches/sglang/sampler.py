@@ -7,7 +7,7 @@ and hands every other case to the original forward, unchanged:
 
 - greedy batches, logprobs requested, `logprob_logits` (0.5.22+), an RL on-policy target,
   `--enable-deterministic-inference` or a sampling seed, the Ascend backend, sampling-mask capture;
-- logits the kernels cannot take (counted by the kernels as fallbacks).
+- logits the kernels cannot take (counted with the kernels' reason, e.g. `device=cpu`).
 
 Taken path: the engine's `_preprocess_logits` (custom logit processors, NaN handling) runs first; then
 - no top-k / top-p / min-p: `temperature_sample` draws the token in one pass over the logits, no
@@ -31,11 +31,10 @@ from __future__ import annotations
 import torch
 
 from hotfuse import safety
-from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback
+from hotfuse.adapters import AdapterPlan, first_call
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
-from hotfuse.kernels.sampling import unsupported_reason, warm_up
+from hotfuse.kernels.sampling import warm_up
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -81,23 +80,22 @@ def _not_taken(sampler, sampling_info, return_logprob, logprob_logits) -> str | 
     return None
 
 
-_warmed_up = False
-
-
 def fused_forward(original, self, logits_output, sampling_info, return_logprob, top_logprobs_nums,
                   token_ids_logprobs, positions, *args, **kwargs):
-    global _warmed_up
     logits = logits_output.next_token_logits
-    if not _warmed_up and logits is not None:
-        _warmed_up = True
+    if logits is not None and first_call("sglang.sampler"):
         safety.warm_up(FUSION, warm_up, logits)  # a kernel that cannot compile here trips the fusion
     why = _not_taken(self, sampling_info, return_logprob, kwargs.get("logprob_logits"))
-    if why is None:
-        why = "no logits" if logits is None else unsupported_reason(logits, sampling_info.temperatures)
-    if why is None and logits.shape[0] == 0:
-        why = "empty batch"
+    if why is None and logits is None:
+        why = "no logits"
     if why is not None:
-        count_fallback(FUSION, why)
+        safety.record_fallback(FUSION, why)
+    elif safety.declines(checks.SOFTMAX, logits, sampling_info.temperatures) is not None:  # both kernels' rule
+        why = "logits the kernels do not take"
+    elif logits.shape[0] == 0:
+        why = "empty batch"
+        safety.record_fallback(FUSION, why)
+    if why is not None:
         return original(self, logits_output, sampling_info, return_logprob, top_logprobs_nums,
                         token_ids_logprobs, positions, *args, **kwargs)
     logits = self._preprocess_logits(logits, sampling_info)
@@ -105,9 +103,9 @@ def fused_forward(original, self, logits_output, sampling_info, return_logprob, 
     if not (sampling_info.need_top_p_sampling or sampling_info.need_top_k_sampling
             or sampling_info.need_min_p_sampling):
         seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
-        ids = safety.call(checks.SAMPLE, logits, temperatures, seeds)
+        ids = safety.call(checks.SAMPLE, logits, temperatures, seeds, checked=True)
     else:
-        probs = safety.call(checks.SOFTMAX_INPLACE, logits, temperatures)
+        probs = safety.call(checks.SOFTMAX_INPLACE, logits, temperatures, checked=True)
         ids = self._sample_from_probs(probs, sampling_info, positions, False)
         if isinstance(ids, tuple):  # 0.5.20+: (ids, sampling-mask capture); capture is off on this path
             ids = ids[0]

@@ -27,7 +27,6 @@ import torch
 
 from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.moe_postprocess import gather_rows_reference
@@ -76,7 +75,7 @@ def fused_gather_spec_extras(original, indices, topk_p_buf, topk_index_buf, outp
 
 def reference_gather_spec_extras(original, indices, topk_p_buf, topk_index_buf, output_tokens_buf,
                                  hidden_states_buf):
-    count_fallback(FUSION, "disabled: one index gather per buffer")
+    safety.record_fallback(FUSION, "disabled: one index gather per buffer")
     return gather_rows_reference(indices, topk_p_buf, topk_index_buf, output_tokens_buf, hidden_states_buf)
 
 

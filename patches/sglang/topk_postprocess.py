@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback, count_fused
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.registry import State
@@ -37,20 +36,20 @@ TARGETS = (POSTPROCESS,)
 def fused_postprocess(original, topk_ids, expert_location_dispatch_info, num_token_non_padded):
     info = expert_location_dispatch_info
     if info is None and num_token_non_padded is None:
-        count_fused(FUSION)
+        safety.record_fused(FUSION)
         return topk_ids
     table = None
     if info is not None:
         table = getattr(info, "partial_logical_to_rank_dispatch_physical_map", None)
         if info.ep_dispatch_algorithm != "static" or table is None:
-            count_fallback(FUSION, f"{info.ep_dispatch_algorithm} dispatch: engine helper")
+            safety.record_fallback(FUSION, f"{info.ep_dispatch_algorithm} dispatch: engine helper")
             return original(topk_ids, info, num_token_non_padded)
     return safety.call(checks.TOPK, topk_ids, table, num_token_non_padded)  # into a new tensor, as the helper
 
 
 def reference_postprocess(original, topk_ids, expert_location_dispatch_info, num_token_non_padded):
     eager = getattr(original, "__wrapped__", original)  # torch.compile keeps the plain function here
-    count_fallback(FUSION, "disabled: engine's unfused eager helpers")
+    safety.record_fallback(FUSION, "disabled: engine's unfused eager helpers")
     return eager(topk_ids, expert_location_dispatch_info, num_token_non_padded)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.gemma4_router import mask_padded_rows
@@ -63,7 +62,7 @@ def _routings(padding_of):
         return safety.call(checks.ROUTE, gating_output, self.per_expert_scale, topk, padding_of(original, gating_output))
 
     def reference_routing(original, self, hidden_states, gating_output, topk, renormalize):
-        count_fallback(FUSION, "disabled: vLLM's torch routing")
+        safety.record_fallback(FUSION, "disabled: vLLM's torch routing")
         torch_routing = original.__globals__["gemma4_routing_function_torch"]
         weights, ids = torch_routing(gating_output, topk, self.per_expert_scale)
         return mask_padded_rows(weights, ids, padding_of(original, gating_output))

@@ -26,21 +26,20 @@ reference:  both flags set to False, twice, and read back each time:
             - before `CompilationConfig.init_backend`, in the process that compiles the model (every compile
               mode, CPU included), before VllmBackend and its pass manager exist: the flags that
               `PostGradPassManager.configure` reads are off there whatever the front end did.
-            Each time, the values read back from the live config go into this fusion's reason in the process's
-            report (and a fallback count), so operators and tests see what was set where.
+            Each time, the values read back from the live config become this fusion's reason in the process's
+            report (`hotfuse.runtime.observe`, and a fallback count), so operators and tests see what was set where.
 
 init_backend gained `use_aot_compile` in 0.33 (0.34: unchanged): one target per signature, picked by release.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+from hotfuse import safety
 from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback
 from hotfuse.flags import Mode
 from hotfuse.log import logger
 from hotfuse.registry import State
+from hotfuse.runtime import observe
 from hotfuse.targets import Target
 
 FUSION = "qk_norm_fp8"
@@ -88,21 +87,10 @@ def _force_off(pass_config, site: str) -> None:
     if not took:
         logger.error("hotfuse: %s: vLLM pass config did not take %s at %s (read back %s)", FUSION, _SET, site, after)
     _SEEN[site] = (_SEEN[site][0] if site in _SEEN else before, after)  # first 'before': what vLLM itself had
-    _publish(_SEEN.items())
-    count_fallback(FUSION, f"disabled: vLLM fusion passes off ({site})" if took
-                   else f"disabled, but vLLM fusion passes NOT off ({site})")
-
-
-def _publish(seen: Iterable[tuple[str, tuple[str, str]]]) -> None:
-    """Put what was read back into this fusion's reason in this process's report (refreshed on the next count)."""
-    from hotfuse.runtime import loaded_state
-
-    state = loaded_state("vllm")
-    report = state.fusions.get(FUSION) if state else None
-    if report is None or report.state is not State.REFERENCE:
-        return
-    where = "; ".join(f"after {site}: {after} (vLLM had {before})" for site, (before, after) in seen)
-    report.reason = f"set compilation_config.pass_config.{_SET}; read back in this process {where}"
+    where = "; ".join(f"after {s}: {a} (vLLM had {b})" for s, (b, a) in _SEEN.items())
+    observe("vllm", FUSION, f"set compilation_config.pass_config.{_SET}; read back in this process {where}")
+    safety.record_fallback(FUSION, f"disabled: vLLM fusion passes off ({site})" if took
+                           else f"disabled, but vLLM fusion passes NOT off ({site})")
 
 
 def off_after_defaults(original, self, defaults):

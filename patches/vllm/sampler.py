@@ -67,11 +67,10 @@ import sys
 import torch
 
 from hotfuse import safety
-from hotfuse.adapters import AdapterPlan
-from hotfuse.counters import count_fallback, count_fused
+from hotfuse.adapters import AdapterPlan, first_call
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
-from hotfuse.kernels.sampling import unsupported_reason, warm_up
+from hotfuse.kernels.sampling import warm_up
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -105,22 +104,17 @@ def _not_taken(sampler, sm, logprobs_mode_override) -> str | None:
     return None
 
 
-_warmed_up = False
-
-
 def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_override=None):
-    global _warmed_up
-    if not _warmed_up:
-        _warmed_up = True
+    if first_call("vllm.sampler.v1"):
         safety.warm_up(FUSION, warm_up, logits)  # a kernel that cannot compile here trips the fusion
     why = _not_taken(self, sampling_metadata, logprobs_mode_override)
-    if why is None:
-        why = unsupported_reason(logits, sampling_metadata.temperature)
     if why is not None:
-        count_fallback(FUSION, why)
+        safety.record_fallback(FUSION, why)
+        return original(self, logits, sampling_metadata, logprobs_mode_override)
+    if safety.declines(checks.SOFTMAX, logits, sampling_metadata.temperature) is not None:  # both kernels' rule
         return original(self, logits, sampling_metadata, logprobs_mode_override)
     seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
-    return safety.call(checks.SAMPLE, logits, sampling_metadata.temperature, seeds), None
+    return safety.call(checks.SAMPLE, logits, sampling_metadata.temperature, seeds, checked=True), None
 
 
 # --- V2 runner ---------------------------------------------------------------------------------------------
@@ -226,20 +220,16 @@ def _gumbel_with_temperature(sampler, logits, expanded_idx_mapping, pos):
 def _v2_sampler(processors_flags):
     """The wrapped V2 `sample`; processors_flags(sampler) says per request slot whether a logits processor or the
     thinking budget needs the request (hotfuse's own record up to 0.33, vLLM's `may_mask_logits` from 0.34)."""
-    warmed_up = False
-
     def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
                         expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=False):
-        nonlocal warmed_up
-        if not warmed_up:
-            warmed_up = True
+        if first_call("vllm.sampler.v2"):
             _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos)
         why = _v2_not_taken(self, idx_mapping_np, return_logprobs, processors_flags)
         if why is not None:
-            count_fallback(FUSION, why)
+            safety.record_fallback(FUSION, why)
             return original(self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
                             expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=return_logprobs)
-        count_fused(FUSION)
+        safety.record_fused(FUSION)
         return _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos), logits
 
     return fused_sample_v2

@@ -132,12 +132,9 @@ def load_cases(fusions: list[str], device: torch.device, upstream: dict[str, str
 
 
 def environment(device: torch.device) -> dict:
-    try:
-        import triton
+    from hotfuse.kernels import triton
 
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
+    triton_version = triton.__version__ if triton is not None else None
     env = {"torch": torch.__version__, "triton": triton_version, "cuda": torch.version.cuda,
            "python": sys.version.split()[0]}
     if device.type == "cuda":

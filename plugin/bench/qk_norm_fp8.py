@@ -63,8 +63,7 @@ _OPAQUE = {}
 def sglang_quant(module):
     """SGLang's static-quant kernel launched one program per row, as its wrapper does, behind a custom op:
     opaque to inductor like the engine's own quant call."""
-    import triton
-    import triton.language as tl
+    from hotfuse.kernels import tl, triton
 
     def launch(x, scale):
         out = torch.empty_like(x, dtype=FP8)

@@ -18,6 +18,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from hotfuse.flags import parse_flags
+
 SEED = 0
 MODELS = ("gemma4-moe-tiny", "mixtral-tiny", "qwen3-tiny")
 
@@ -30,7 +32,7 @@ def config_dict(name: str) -> dict:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("HOTFUSE_DEMO_MODELS", Path.home() / ".cache" / "hotfuse" / "demo-models"))
+    return Path(parse_flags().demo_models or Path.home() / ".cache" / "hotfuse" / "demo-models")
 
 
 def _initialise(model, config, seed: int) -> None:

@@ -1,8 +1,9 @@
 """How each kernel is checked against its torch reference: the data behind the start-up self-check, shadow
 mode and `hotfuse verify` (see hotfuse.safety). Engine-agnostic, like the kernels.
 
-A `Check` names the fused kernel and its reference (same arguments, same outputs), says how to draw random
-arguments shaped like real ones, how far apart two outputs are (0 = identical; `inf` = a different
+A `Check` names the fused kernel (the kernels alone: inputs already checked), the rule for which inputs it takes
+(`unsupported`: the reason it cannot, or None) and its reference (same arguments, same outputs), says how to draw
+random arguments shaped like real ones, how far apart two outputs are (0 = identical; `inf` = a different
 discrete answer), the tolerance for the inputs' dtype, which arguments the kernel writes in place (copied
 before a shadow reference runs), how to corrupt an output (the documented test fault `kernel:<fusion>`),
 and the shapes `hotfuse verify` runs.
@@ -26,11 +27,13 @@ from dataclasses import dataclass
 import torch
 
 from hotfuse.kernels.fp8 import static_fp8_quant
-from hotfuse.kernels.gemma4_router import gemma4_route, gemma4_route_reference
-from hotfuse.kernels.moe_postprocess import gather_rows, gather_rows_reference, topk_postprocess, \
-    topk_postprocess_reference
-from hotfuse.kernels.sampling import temperature_sample, temperature_sample_reference, temperature_softmax, \
+from hotfuse.kernels.gemma4_router import gemma4_route_reference, run_gemma4_route
+from hotfuse.kernels.gemma4_router import unsupported_reason as route_unsupported
+from hotfuse.kernels.moe_postprocess import gather_rows_reference, gather_unsupported_reason, run_gather_rows, \
+    run_topk_postprocess, topk_postprocess_reference, topk_unsupported_reason
+from hotfuse.kernels.sampling import run_temperature_sample, run_temperature_softmax, temperature_sample_reference, \
     temperature_softmax_reference
+from hotfuse.kernels.sampling import unsupported_reason as sampler_unsupported
 
 INF = float("inf")
 
@@ -39,7 +42,8 @@ INF = float("inf")
 class Check:
     fusion: str
     kernel: str
-    fused: Callable
+    fused: Callable                                           # the kernel alone: inputs it takes
+    unsupported: Callable[..., str | None]                    # (same arguments) why it cannot take them, or None
     reference: Callable
     random_like: Callable[[tuple, torch.Generator], tuple]   # arguments shaped like these, random values
     error: Callable[[object, object, tuple], float]          # (fused out, reference out, arguments)
@@ -91,7 +95,8 @@ def _softmax_verify_args(device, dtype, small):
 
 SOFTMAX = Check(
     fusion="sampler", kernel="temperature_softmax",
-    fused=lambda logits, temps: temperature_softmax(logits, temps),
+    fused=lambda logits, temps: run_temperature_softmax(logits, temps),
+    unsupported=lambda logits, temps: sampler_unsupported(logits, temps),
     reference=lambda logits, temps: temperature_softmax_reference(logits, temps),
     random_like=lambda args, g: (_logits_like(args[0], g), _temps_like(args[1], g)),
     error=lambda out, ref, args: _max_abs(out, ref),
@@ -103,7 +108,8 @@ SOFTMAX = Check(
 
 SOFTMAX_INPLACE = Check(
     fusion="sampler", kernel="temperature_softmax (in place)",
-    fused=lambda logits, temps: temperature_softmax(logits, temps, out=logits),
+    fused=lambda logits, temps: run_temperature_softmax(logits, temps, out=logits),
+    unsupported=lambda logits, temps: sampler_unsupported(logits, temps, out=logits),
     reference=lambda logits, temps: temperature_softmax_reference(logits, temps, out=logits),
     random_like=SOFTMAX.random_like, error=SOFTMAX.error, tolerance=_softmax_tolerance,
     corrupt=lambda out: out.mul_(1.5), verify_args=_softmax_verify_args, mutates=(0,),
@@ -130,8 +136,9 @@ def _seeds_like(seeds: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 SAMPLE = Check(
     fusion="sampler", kernel="temperature_sample",
-    fused=lambda logits, temps, seeds: temperature_sample(logits, temps, seeds),
-    reference=lambda logits, temps, seeds: temperature_sample_reference(logits, temps),
+    fused=lambda logits, temps, seeds: run_temperature_sample(logits, temps, seeds),
+    unsupported=lambda logits, temps, seeds: sampler_unsupported(logits, temps, seeds=seeds),
+    reference=lambda logits, temps, seeds: temperature_sample_reference(logits, temps),  # no host read of the seeds
     random_like=lambda args, g: (_logits_like(args[0], g), _temps_like(args[1], g), _seeds_like(args[2], g)),
     error=_sample_error,
     tolerance=lambda args: 0.0,
@@ -176,7 +183,8 @@ def _route_verify_args(device, dtype, small):
 
 ROUTE = Check(
     fusion="gemma4_router", kernel="gemma4_route",
-    fused=gemma4_route, reference=gemma4_route_reference,
+    fused=run_gemma4_route, reference=gemma4_route_reference,
+    unsupported=lambda gating, scale, topk, is_padding=None: route_unsupported(gating, scale, is_padding),
     random_like=_route_like, error=_route_error, tolerance=lambda args: 1e-5,
     corrupt=lambda out: (out[0] * 1.5, out[1]),
     verify_args=_route_verify_args,
@@ -219,7 +227,8 @@ def _topk_verify_args(device, dtype, small):
 
 TOPK = Check(
     fusion="topk_postprocess", kernel="topk_postprocess",
-    fused=lambda ids, table, n: topk_postprocess(ids, table, n, out=torch.empty_like(ids)),
+    fused=lambda ids, table, n: run_topk_postprocess(ids, table, n, out=torch.empty_like(ids)),
+    unsupported=lambda ids, table, n: topk_unsupported_reason(ids, table, n, out=ids),
     reference=lambda ids, table, n: topk_postprocess_reference(ids, table, n, out=torch.empty_like(ids)),
     random_like=_topk_like, error=_exact, tolerance=lambda args: 0.0,
     corrupt=lambda out: out + 1,
@@ -257,7 +266,7 @@ def _corrupt_gather(out):
 
 GATHER = Check(
     fusion="spec_gather", kernel="gather_rows",
-    fused=gather_rows, reference=gather_rows_reference,
+    fused=run_gather_rows, unsupported=gather_unsupported_reason, reference=gather_rows_reference,
     random_like=_gather_like, error=_exact, tolerance=lambda args: 0.0,
     corrupt=_corrupt_gather, verify_args=_gather_verify_args,
 )
@@ -283,6 +292,7 @@ def _quant_verify_args(device, dtype, small):
 QUANT = Check(
     fusion="qk_norm_fp8", kernel="static_fp8_quant",
     fused=lambda x, scale: static_fp8_quant(x, scale, torch.float8_e4m3fn, -FP8_LIMIT, FP8_LIMIT),
+    unsupported=lambda x, scale: None,  # plain torch: it takes anything
     reference=lambda x, scale: (x.float() * scale.float().reciprocal()).clamp(-FP8_LIMIT, FP8_LIMIT)
     .to(torch.float8_e4m3fn),
     random_like=_quant_like,

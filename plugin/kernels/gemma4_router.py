@@ -23,25 +23,19 @@ Two kernels, both fixed geometry per (T, E, K), no atomics, no host sync (they c
   tokens as a [BLOCK_T, E] tile of packed keys, K rounds of one row-max each.
 Both engines' kernels instead sort all E experts per token in a single-warp program.
 Inputs no kernel takes (E > 1024, a non-unit expert stride, CPU tensors without the interpreter, bf16 in
-the interpreter) run the torch reference, counted as fallbacks.
-This module knows nothing about engines.
+the interpreter; `unsupported_reason` says why) run the torch reference. `run_gemma4_route` is the kernels alone,
+for callers that checked the inputs already (hotfuse.safety). This module knows nothing about engines and keeps no
+books.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from hotfuse.counters import count_fallback, count_fused
-from hotfuse.kernels import interpreting, placement_reason
+from hotfuse.kernels import interpreting, placement_reason, tl, triton
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # Triton is optional
-    triton = None
-    tl = None
-
-FUSION = "gemma4_router"
 MAX_EXPERTS = 1024
 
 
@@ -307,52 +301,60 @@ if triton is not None:
                       HAS_PADDING)
 
 
-# Geometry by token count, rows of (from this many tokens, tokens per program, warps): from H200 sweeps
-# (tools/tune_gemma4.py, docs/BENCHMARKS.md). Every token is routed independently, so the geometry never
-# changes results.
-LANES_GEOMETRY = [(0, 1, 1), (4096, 4, 1), (16384, 8, 1)]   # the sorted-lanes kernel
-GEOMETRY = [(0, 1, 1), (4096, 4, 2)]                        # the [BLOCK_T, E] tile kernel
+@dataclass(frozen=True)
+class RouteTuning:
+    """Geometry by token count, rows of (from this many tokens, tokens per program, warps), per kernel: from H200
+    sweeps (tools/tune_gemma4.py, docs/BENCHMARKS.md). Every token is routed independently, so the geometry never
+    changes results. use_lanes=False routes with the tile kernel where the lanes kernel would (for sweeps)."""
+
+    lanes_geometry: tuple[tuple[int, int, int], ...] = ((0, 1, 1), (4096, 4, 1), (16384, 8, 1))
+    tile_geometry: tuple[tuple[int, int, int], ...] = ((0, 1, 1), (4096, 4, 2))
+    use_lanes: bool = True
+
+
+DEFAULT_ROUTE_TUNING = RouteTuning()
 _NAN_FROM = {torch.bfloat16: 0x7F80, torch.float16: 0x7C00}  # magnitudes above these bit patterns are NaN
 
 
-def _geometry(table: list[tuple[int, int, int]], tokens: int) -> tuple[int, int]:
+def _geometry(table: tuple[tuple[int, int, int], ...], tokens: int) -> tuple[int, int]:
     _, block_t, warps = [row for row in table if tokens >= row[0]][-1]
     return block_t, warps
 
 
 def lanes_kernel_takes(gating_output: torch.Tensor, topk: int) -> bool:
-    """Whether the sorted-lanes kernel routes these logits (else the [BLOCK_T, E] tile kernel does)."""
+    """Whether the sorted-lanes kernel can route these logits (else the [BLOCK_T, E] tile kernel does)."""
     experts = gating_output.shape[1]
     return (gating_output.dtype in _NAN_FROM and 32 < experts <= 256 and experts % 2 == 0 and topk <= 32
             and gating_output.stride(0) % 2 == 0 and gating_output.data_ptr() % 4 == 0)
 
 
 def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
-                 is_padding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 is_padding: torch.Tensor | None = None, *,
+                 tuning: RouteTuning = DEFAULT_ROUTE_TUNING) -> tuple[torch.Tensor, torch.Tensor]:
     """Route every token to its top-k experts. See the module docstring for the contract."""
     _check_contract(gating_output, per_expert_scale, topk, is_padding)
-    reason = unsupported_reason(gating_output, per_expert_scale, is_padding)
-    if reason is not None:
-        count_fallback(FUSION, reason)
+    if unsupported_reason(gating_output, per_expert_scale, is_padding) is not None:
         return gemma4_route_reference(gating_output, per_expert_scale, topk, is_padding)
-    weights, ids = _route(gating_output, per_expert_scale, topk, is_padding)
-    count_fused(FUSION)  # once launched: a kernel that raises (say, cannot compile) is not counted as fused
-    return weights, ids
+    return run_gemma4_route(gating_output, per_expert_scale, topk, is_padding, tuning=tuning)
 
 
-def _route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
-           is_padding: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def run_gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
+                     is_padding: torch.Tensor | None = None, *,
+                     tuning: RouteTuning = DEFAULT_ROUTE_TUNING) -> tuple[torch.Tensor, torch.Tensor]:
+    """The routing kernels on inputs they take (`unsupported_reason(gating_output, per_expert_scale, is_padding)`
+    is None)."""
+    _check_contract(gating_output, per_expert_scale, topk, is_padding)
     tokens, experts = gating_output.shape
     weights = torch.empty((tokens, topk), dtype=torch.float32, device=gating_output.device)
     ids = torch.empty((tokens, topk), dtype=torch.int32, device=gating_output.device)
     if tokens == 0:
         return weights, ids
-    lanes = lanes_kernel_takes(gating_output, topk)
+    lanes = tuning.use_lanes and lanes_kernel_takes(gating_output, topk)
     padding = is_padding if is_padding is not None else ids  # (an unread placeholder without padding)
     if gating_output.device.type == "cpu":  # the interpreter runs programs one by one: fewer, larger ones
         block_t, warps = 16, 4
     else:
-        block_t, warps = _geometry(LANES_GEOMETRY if lanes else GEOMETRY, tokens)
+        block_t, warps = _geometry(tuning.lanes_geometry if lanes else tuning.tile_geometry, tokens)
     if lanes:
         padded = triton.next_power_of_2(experts)
         _gemma4_route_lanes_kernel[(triton.cdiv(tokens, block_t),)](

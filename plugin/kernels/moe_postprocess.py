@@ -13,23 +13,16 @@ gather_rows(indices [B], *buffers) -> tuple of buffer[indices] (None stays None)
     raw 32-bit words, or bytes when a row is not a whole number of words). B = 0 gives empty results.
 
 Both are deterministic, launch a fixed grid for a given shape, never synchronise with the host (they
-capture in CUDA graphs), and run on the current stream. Inputs they do not take go to the torch
-reference, counted. This module knows nothing about engines.
+capture in CUDA graphs), and run on the current stream. Inputs they do not take (`*_unsupported_reason` says why)
+go to the torch reference; `run_topk_postprocess` / `run_gather_rows` are the kernels alone, for callers that
+checked the inputs already (hotfuse.safety). This module knows nothing about engines and keeps no books.
 """
 
 from __future__ import annotations
 
 import torch
 
-from hotfuse.counters import count_fallback, count_fused
-from hotfuse.kernels import placement_reason
-
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # Triton is optional
-    triton = None
-    tl = None
+from hotfuse.kernels import placement_reason, tl, triton
 
 MAX_GATHER_BUFFERS = 6
 
@@ -71,12 +64,12 @@ if triton is not None:
 TOPK_BLOCK = 1024
 
 
-def topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor | None = None,
-                     num_token_non_padded: torch.Tensor | None = None, *,
-                     out: torch.Tensor | None = None) -> torch.Tensor:
-    """See the module docstring. Nothing to do: returns `topk_ids` untouched, with no device work."""
+def topk_unsupported_reason(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor | None = None,
+                            num_token_non_padded: torch.Tensor | None = None,
+                            out: torch.Tensor | None = None) -> str | None:
+    """Why the kernel cannot take these inputs, or None when it can (nothing to do: None, the kernel does nothing)."""
     if logical_to_physical is None and num_token_non_padded is None:
-        return topk_ids
+        return None
     reason = placement_reason(topk_ids)
     if reason is None and (topk_ids.dim() != 2 or not topk_ids.is_contiguous()
                            or (out is not None and (out.shape != topk_ids.shape or out.dtype != topk_ids.dtype
@@ -84,9 +77,15 @@ def topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor |
         reason = "non-contiguous or not [T, K] ids"
     if reason is None and topk_ids.dtype not in (torch.int32, torch.int64):
         reason = f"dtype={str(topk_ids.dtype).removeprefix('torch.')}"
-    if reason is not None:
-        count_fallback("topk_postprocess", reason)
-        return topk_postprocess_reference(topk_ids, logical_to_physical, num_token_non_padded, out)
+    return reason
+
+
+def run_topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor | None = None,
+                         num_token_non_padded: torch.Tensor | None = None, *,
+                         out: torch.Tensor | None = None) -> torch.Tensor:
+    """The kernel on inputs it takes (`topk_unsupported_reason(...)` is None)."""
+    if logical_to_physical is None and num_token_non_padded is None:
+        return topk_ids
     out = topk_ids if out is None else out
     numel = topk_ids.numel()
     if numel:
@@ -95,8 +94,16 @@ def topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor |
             topk_ids, out, logical_to_physical if logical_to_physical is not None else dummy,
             num_token_non_padded if num_token_non_padded is not None else dummy, numel, topk_ids.shape[1],
             HAS_MAP=logical_to_physical is not None, HAS_PAD=num_token_non_padded is not None, BLOCK=TOPK_BLOCK)
-    count_fused("topk_postprocess")  # once launched
     return out
+
+
+def topk_postprocess(topk_ids: torch.Tensor, logical_to_physical: torch.Tensor | None = None,
+                     num_token_non_padded: torch.Tensor | None = None, *,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
+    """See the module docstring. Nothing to do: returns `topk_ids` untouched, with no device work."""
+    if topk_unsupported_reason(topk_ids, logical_to_physical, num_token_non_padded, out) is not None:
+        return topk_postprocess_reference(topk_ids, logical_to_physical, num_token_non_padded, out)
+    return run_topk_postprocess(topk_ids, logical_to_physical, num_token_non_padded, out=out)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -148,16 +155,21 @@ if triton is not None:
 GATHER_BLOCK = 1024  # 32-bit words (or bytes) per program and buffer
 
 
-def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-    """buffer[indices] for every buffer, in one launch. See the module docstring."""
+def _check_gather_contract(indices: torch.Tensor, buffers) -> list[torch.Tensor]:
     if not isinstance(indices, torch.Tensor) or indices.dtype not in (torch.int32, torch.int64) or indices.dim() != 1:
         raise TypeError(f"indices must be a 1-D int32/int64 tensor, got "
                         f"{getattr(indices, 'dtype', type(indices).__name__)} {tuple(getattr(indices, 'shape', ()))}")
     present = [b for b in buffers if b is not None]
     if any(b.dim() == 0 or b.device != indices.device for b in present):
         raise ValueError("every buffer must have a row dimension and live on the indices' device")
+    return present
+
+
+def gather_unsupported_reason(indices: torch.Tensor, *buffers: torch.Tensor | None) -> str | None:
+    """Why the kernel cannot take these inputs, or None when it can."""
+    present = [b for b in buffers if b is not None]
     if not present:
-        return tuple(buffers)
+        return None
     reason = placement_reason(indices)
     if reason is None and len(present) > MAX_GATHER_BUFFERS:
         reason = f"more than {MAX_GATHER_BUFFERS} buffers"
@@ -165,9 +177,14 @@ def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[t
         reason = "indices not contiguous"
     if reason is None and any(not b.is_contiguous() for b in present):
         reason = "buffer not contiguous"
-    if reason is not None:
-        count_fallback("spec_gather", reason)
-        return gather_rows_reference(indices, *buffers)
+    return reason
+
+
+def run_gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """The kernel on inputs it takes (`gather_unsupported_reason(...)` is None)."""
+    present = _check_gather_contract(indices, buffers)
+    if not present:
+        return tuple(buffers)
     outs = [torch.empty((indices.shape[0],) + b.shape[1:], dtype=b.dtype, device=b.device) for b in present]
     if indices.shape[0]:
         slots, widest = [], 1
@@ -178,6 +195,13 @@ def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[t
         slots += [present[0], outs[0], 0] * (MAX_GATHER_BUFFERS - len(present))  # unused slots
         grid = (indices.shape[0], triton.cdiv(widest, GATHER_BLOCK))
         _gather_rows_kernel[grid](indices, *slots, NUM=len(present), BLOCK=GATHER_BLOCK)
-    count_fused("spec_gather")  # once launched
-    results = iter(outs)
-    return tuple(None if b is None else next(results) for b in buffers)
+    it = iter(outs)
+    return tuple(None if b is None else next(it) for b in buffers)
+
+
+def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """buffer[indices] for every buffer, in one launch. See the module docstring."""
+    _check_gather_contract(indices, buffers)
+    if gather_unsupported_reason(indices, *buffers) is not None:
+        return gather_rows_reference(indices, *buffers)
+    return run_gather_rows(indices, *buffers)

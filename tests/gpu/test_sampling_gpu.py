@@ -1,13 +1,15 @@
 """Sampler kernels on a real CUDA GPU (run on the device machine: `bash ci/gpu_run.sh OUT`)."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from gpu.cuda_graphs import capture
-from hotfuse import counters
-from hotfuse.kernels import sampling
-from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
-from kernels.test_sampling import PLAN, take_softmax_kernel
+from hotfuse.kernels import KERNEL_FAILURES, sampling
+from hotfuse.kernels.sampling import plan, temperature_sample, temperature_softmax
+from hotfuse.kernels.sampling.plan import DEFAULT_TUNING, ENTRY_WAIT_KERNELS
+from kernels.test_sampling import PLAN, softmax_tuning
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (device machine only)")]
@@ -26,14 +28,18 @@ SHAPES = [(1, 128256), (4, 262144), (16, 128256), (64, 32000), (256, 4099), (3, 
           (300, 262144), (33, 600000), (5, 524288)]
 
 
+@pytest.fixture(autouse=True)
+def fresh(fresh_hotfuse):
+    """No kernel failures recorded by an earlier test (tests/conftest.py)."""
+
+
 @pytest.fixture(params=["cluster", "two_pass"])
-def softmax_path(request, monkeypatch):
+def softmax_path(request):
     """Run each softmax test through both kernels: the cluster single launch (at every batch size, not only where
-    the plan picks it; vocabularies outside its spans still take the two-pass kernels) and the two-pass split."""
-    take_softmax_kernel(monkeypatch, request.param)
-    yield request.param
-    assert sampling.CLUSTER["enabled"] == (request.param == "cluster"), \
-        "the cluster kernel failed and fell back to the two-pass kernels"
+    the plan picks it; vocabularies outside its spans still take the two-pass kernels) and the two-pass split.
+    Yields the tuning that makes the plan take it."""
+    yield softmax_tuning(request.param)
+    assert not KERNEL_FAILURES.failed(plan.CLUSTER_SOFTMAX), "the cluster kernel failed and fell back"
 
 
 def inputs(b, v, dtype, seed):
@@ -49,10 +55,9 @@ def test_softmax_matches_float64_reference(dtype, b, v, softmax_path):
     logits, temps = inputs(b, v, dtype, seed=b * 31 + v)
     if b and v > 8:
         logits[0, : v // 3] = float("-inf")  # masked vocabulary
-    counters.reset()
     out = torch.full_like(logits, float("nan"))  # poison: every element must be written
-    got = temperature_softmax(logits, temps, out=out)
-    assert counters.COUNTERS["sampler"].fused == 1
+    assert sampling.unsupported_reason(logits, temps, out) is None, "the kernels take these inputs"
+    got = temperature_softmax(logits, temps, out=out, tuning=softmax_path)
     ref = torch.softmax(logits.double() / temps.double()[:, None], dim=-1)
     assert not torch.isnan(got).any()
     if got.numel():
@@ -63,7 +68,7 @@ def test_softmax_matches_float64_reference(dtype, b, v, softmax_path):
 def test_extreme_temperatures(temperature, softmax_path):
     logits, _ = inputs(8, 50000, torch.float32, seed=5)
     temps = torch.full((8, 1), temperature, device="cuda")
-    got = temperature_softmax(logits, temps)
+    got = temperature_softmax(logits, temps, tuning=softmax_path)
     ref = torch.softmax(logits.double() / temperature, dim=-1)
     assert (got.double() - ref).abs().max().item() <= allowed_error(logits, temps, ref)
 
@@ -72,7 +77,7 @@ def test_in_place_aliases_logits(softmax_path):
     logits, temps = inputs(5, 70000, torch.float32, seed=9)
     ref = torch.softmax(logits.double() / temps.double()[:, None], dim=-1)
     expected_err = allowed_error(logits, temps, ref)
-    result = temperature_softmax(logits, temps, out=logits)
+    result = temperature_softmax(logits, temps, out=logits, tuning=softmax_path)
     assert result is logits
     assert (logits.double() - ref).abs().max().item() <= expected_err
 
@@ -81,37 +86,37 @@ def test_in_place_aliases_logits(softmax_path):
 def test_bitwise_repeatable_and_graph_capturable(b, v, softmax_path):
     logits, temps = inputs(b, v, torch.float32, seed=11)
     seeds = torch.arange(b, dtype=torch.int64, device="cuda") * 1000003
-    first = temperature_softmax(logits, temps)
+    tuning = softmax_path
+    first = temperature_softmax(logits, temps, tuning=tuning)
     tokens = temperature_sample(logits, temps, seeds)
     for _ in range(3):
-        assert torch.equal(temperature_softmax(logits, temps), first)
+        assert torch.equal(temperature_softmax(logits, temps, tuning=tuning), first)
         assert torch.equal(temperature_sample(logits, temps, seeds), tokens)
     probs_out = torch.empty_like(logits)
-    graph, (_, graph_tokens) = capture(lambda: (temperature_softmax(logits, temps, out=probs_out),
+    graph, (_, graph_tokens) = capture(lambda: (temperature_softmax(logits, temps, out=probs_out, tuning=tuning),
                                                 temperature_sample(logits, temps, seeds)))
     fresh, _ = inputs(b, v, torch.float32, seed=12)
     logits.copy_(fresh)
     graph.replay()
     torch.cuda.synchronize()
-    assert torch.equal(probs_out, temperature_softmax(fresh, temps))
+    assert torch.equal(probs_out, temperature_softmax(fresh, temps, tuning=tuning))
     assert torch.equal(graph_tokens, temperature_sample(fresh, temps, seeds))
 
 
-DEPENDENCY_SETTINGS = {"shipped": dict(sampling.GRID_DEPENDENCY),
+DEPENDENCY_SETTINGS = {"shipped": {"entry_wait": DEFAULT_TUNING.entry_wait,
+                                   "trigger_next": DEFAULT_TUNING.trigger_next},
                        "off": {"entry_wait": frozenset(), "trigger_next": False},
-                       "every kernel waits and triggers": {"entry_wait": frozenset(sampling.ENTRY_WAIT_KERNELS),
+                       "every kernel waits and triggers": {"entry_wait": frozenset(ENTRY_WAIT_KERNELS),
                                                            "trigger_next": True}}
 
 
 @pytest.mark.parametrize("setting", DEPENDENCY_SETTINGS)
 @pytest.mark.parametrize("b, v", [(4, 262144), (16, 128256), (1, 128256)])
-def test_dependent_launches_see_the_writes_of_the_kernels_before_them_in_a_graph(b, v, setting, softmax_path,
-                                                                                 monkeypatch):
+def test_dependent_launches_see_the_writes_of_the_kernels_before_them_in_a_graph(b, v, setting, softmax_path):
     """In one graph, three rounds of: a torch kernel writes fresh logits, the in-place softmax, a torch kernel
     writes other logits, the sampler, then the softmax again right behind the sampler. Every kernel that launches
     as a programmatic dependent must read what the kernel before it wrote, replay after replay."""
-    for key, value in DEPENDENCY_SETTINGS[setting].items():
-        monkeypatch.setitem(sampling.GRID_DEPENDENCY, key, value)
+    tuning = replace(softmax_path, **DEPENDENCY_SETTINGS[setting])
     temps = torch.rand(b, device="cuda") + 0.5
     seeds = torch.arange(b, dtype=torch.int64, device="cuda") * 7 + 1
     sources = [inputs(b, v, torch.float32, seed=100 + i)[0] for i in range(6)]
@@ -121,23 +126,23 @@ def test_dependent_launches_see_the_writes_of_the_kernels_before_them_in_a_graph
         tokens = []
         for i in range(3):
             work[2 * i].copy_(sources[2 * i])
-            temperature_softmax(work[2 * i], temps, out=work[2 * i])
+            temperature_softmax(work[2 * i], temps, out=work[2 * i], tuning=tuning)
             work[2 * i + 1].copy_(sources[2 * i + 1])
-            tokens.append(temperature_sample(work[2 * i + 1], temps, seeds))
-            temperature_softmax(work[2 * i + 1], temps, out=work[2 * i + 1])
+            tokens.append(temperature_sample(work[2 * i + 1], temps, seeds, tuning=tuning))
+            temperature_softmax(work[2 * i + 1], temps, out=work[2 * i + 1], tuning=tuning)
         return tokens
 
     graph, tokens = capture(rounds)
-    expected_probs = [temperature_softmax(src, temps) for src in sources]
-    expected_tokens = [temperature_sample(sources[2 * i + 1], temps, seeds) for i in range(3)]
+    expected_probs = [temperature_softmax(src, temps, tuning=tuning) for src in sources]
+    expected_tokens = [temperature_sample(sources[2 * i + 1], temps, seeds, tuning=tuning) for i in range(3)]
     for replay in range(3):
         for w in work:
             w.fill_(float("nan"))
         if replay:  # new logits between replays: the graph's copies must bring them in
             for src in sources:
                 src.copy_(torch.roll(src, shifts=replay * 17, dims=1))
-            expected_probs = [temperature_softmax(src, temps) for src in sources]
-            expected_tokens = [temperature_sample(sources[2 * i + 1], temps, seeds) for i in range(3)]
+            expected_probs = [temperature_softmax(src, temps, tuning=tuning) for src in sources]
+            expected_tokens = [temperature_sample(sources[2 * i + 1], temps, seeds, tuning=tuning) for i in range(3)]
         graph.replay()
         torch.cuda.synchronize()
         for w, expected in zip(work, expected_probs):
@@ -185,36 +190,36 @@ def test_sample_all_but_one_masked_picks_it():
 
 
 @pytest.mark.parametrize("b, v", [(16, 128256), (64, 262144), (300, 5000)])
-def test_one_launch_sampling_equals_two_launches_and_replays_in_a_graph(b, v, monkeypatch):
-    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", False)  # the column race kernel at every shape
+def test_one_launch_sampling_equals_two_launches_and_replays_in_a_graph(b, v):
+    from hotfuse.kernels.sampling.race import zeroed_counters
+
+    one_launch = replace(DEFAULT_TUNING, cluster_race=None, one_launch_sampling=True)  # the column race kernel
     logits, temps = inputs(b, v, torch.float32, seed=b + v)
     seeds = torch.arange(b, device="cuda", dtype=torch.int64) * 3 + 1
-    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", False)
-    expected = temperature_sample(logits, temps, seeds)
-    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", True)
+    expected = temperature_sample(logits, temps, seeds, tuning=replace(one_launch, one_launch_sampling=False))
     for _ in range(3):  # the arrival counters are reused launch after launch
-        assert torch.equal(temperature_sample(logits, temps, seeds), expected)
-    graph, captured = capture(lambda: temperature_sample(logits, temps, seeds))
+        assert torch.equal(temperature_sample(logits, temps, seeds, tuning=one_launch), expected)
+    graph, captured = capture(lambda: temperature_sample(logits, temps, seeds, tuning=one_launch))
     for _ in range(3):
         graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(captured, expected)
-    assert not sampling.zeroed_counters(logits.device, b).any()
+    assert not zeroed_counters(logits.device, b).any()
 
 
 @pytest.mark.parametrize("b, v", [(2, 128256), (5, 70001), (16, 128256), (16, 131072)])
-def test_the_cluster_race_draws_the_tokens_of_the_column_race_and_replays_in_a_graph(b, v, monkeypatch):
+def test_the_cluster_race_draws_the_tokens_of_the_column_race_and_replays_in_a_graph(b, v):
     logits, temps = inputs(b, v, torch.float32, seed=b * v)
     logits *= 0.1  # flat rows: every column is in the running
     logits[0, : v // 3] = float("-inf")
     logits[-1, 100::997] = float("nan")
     seeds = torch.arange(b, device="cuda", dtype=torch.int64) * 5 + 9
-    assert sampling._sample_cluster_geometry(b, v, logits.dtype, logits.device) is not None
+    assert plan.cluster_race_geometry(b, v, logits.dtype, logits.device) is not None
     cluster = [temperature_sample(logits, temps, seeds + k) for k in range(4)]
     graph, captured = capture(lambda: temperature_sample(logits, temps, seeds))
-    assert sampling.SAMPLE_CLUSTER["enabled"], "the cluster race failed here and fell back"
-    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", False)
-    race = [temperature_sample(logits, temps, seeds + k) for k in range(4)]
+    assert not KERNEL_FAILURES.failed(plan.CLUSTER_RACE), "the cluster race failed here and fell back"
+    no_cluster = replace(DEFAULT_TUNING, cluster_race=None)
+    race = [temperature_sample(logits, temps, seeds + k, tuning=no_cluster) for k in range(4)]
     assert all(torch.equal(a, r) for a, r in zip(cluster, race))
     assert len({tuple(t.tolist()) for t in cluster}) > 1
     fresh, _ = inputs(b, v, torch.float32, seed=b * v + 1)
@@ -225,7 +230,7 @@ def test_the_cluster_race_draws_the_tokens_of_the_column_race_and_replays_in_a_g
         assert torch.equal(captured, temperature_sample(logits, temps, seeds))
 
 
-def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length(monkeypatch):
+def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length():
     b, v = 64, 262144  # the plan gives 4 tiles a program here, 1 for a row alone
     logits, temps = inputs(b, v, torch.float32, seed=5)
     logits *= 0.1  # flat rows: the column race and the race inside the column both matter
@@ -235,13 +240,13 @@ def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length(monkey
     alone = torch.cat([temperature_sample(logits[i:i + 1], temps[i:i + 1], seeds[i:i + 1]) for i in range(b)])
     assert torch.equal(batch, alone)
     for tiles in (1, 2, 3):
-        monkeypatch.setattr(sampling, "SAMPLE_MAX_TILES_PER_PROGRAM", tiles)
-        assert torch.equal(temperature_sample(logits, temps, seeds), batch)
+        tuning = replace(DEFAULT_TUNING, sample_max_tiles_per_program=tiles)
+        assert torch.equal(temperature_sample(logits, temps, seeds, tuning=tuning), batch)
     # 16 rows of 128256 tokens are drawn by the cluster race, 64 by the column race
     logits, temps = inputs(b, 128256, torch.float32, seed=6)
     logits *= 0.1
-    assert sampling._sample_cluster_geometry(16, 128256, logits.dtype, logits.device) is not None
-    assert sampling._sample_cluster_geometry(b, 128256, logits.dtype, logits.device) is None
+    assert plan.cluster_race_geometry(16, 128256, logits.dtype, logits.device) is not None
+    assert plan.cluster_race_geometry(b, 128256, logits.dtype, logits.device) is None
     assert torch.equal(temperature_sample(logits[:16], temps[:16], seeds[:16]),
                        temperature_sample(logits, temps, seeds)[:16])
 
@@ -271,7 +276,7 @@ def test_the_plan_takes_the_cluster_kernel_where_it_wins_and_it_runs_here():
     logits, temps = inputs(64, 262144, torch.float32, seed=2)
     ref = torch.softmax(logits.double() / temps.double()[:, None], dim=-1)
     assert (temperature_softmax(logits, temps).double() - ref).abs().max().item() <= TOLERANCE[torch.float32]
-    assert sampling.CLUSTER["enabled"], "the cluster kernel failed here and fell back"
+    assert not KERNEL_FAILURES.failed(plan.CLUSTER_SOFTMAX), "the cluster kernel failed here and fell back"
 
 
 def test_warm_up_leaves_nothing_to_compile_for_any_batch_size(monkeypatch):
@@ -305,4 +310,4 @@ def test_warm_up_leaves_nothing_to_compile_for_any_batch_size(monkeypatch):
         temperature_sample(logits, torch.rand(b, device="cuda") + 0.5, torch.arange(b, device="cuda"))
     torch.cuda.synchronize()
     assert compiled == []
-    assert sampling.SAMPLE_CLUSTER["enabled"]
+    assert not KERNEL_FAILURES.failed(plan.CLUSTER_RACE)

@@ -1,7 +1,12 @@
-"""Compiles the sampler's kernels ahead of time for NVIDIA targets, with the compile-time flags the launch code
-picks on a GPU of each capability, and prints one JSON object: {case: "ok" or the error's last lines}.
-Run by tests/kernels/test_compile_targets.py in a process of its own, without TRITON_INTERPRET (the interpreter
-replaces the kernels with Python functions that cannot be compiled). Needs no GPU: Triton ships ptxas."""
+"""Compiles every Triton kernel of hotfuse ahead of time for NVIDIA targets, with the compile-time flags the launch
+code picks on a GPU of each capability, and prints one JSON object: per capability the launch flags and, per
+kernel, whether it compiled (and whether its PTX uses griddepcontrol). Run by tests/kernels/test_compile_targets.py
+in a process of its own, without TRITON_INTERPRET (the interpreter replaces the kernels with Python functions that
+cannot be compiled), once with the venv's Triton and once with each Triton the supported engines bring (on
+PYTHONPATH in front). Needs no GPU: Triton ships ptxas.
+
+    python compile_targets.py 8.0 8.9 9.0
+"""
 
 import json
 import sys
@@ -11,7 +16,9 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from hotfuse.kernels import sampling
+from hotfuse.kernels import gemma4_router, moe_postprocess
+from hotfuse.kernels.sampling import plan, race, softmax
+from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
 
 LOGITS = {"logits_ptr": "*fp32", "row_stride": "i32"}
 SOFTMAX_PARTIALS = {**LOGITS, "temp_ptr": "*fp32", "part_max_ptr": "*fp32", "part_sum_ptr": "*fp32",
@@ -24,13 +31,21 @@ SAMPLE_CLUSTER = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "out_ptr": 
 SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "part_score_ptr": "*fp32", "part_index_ptr": "*i32",
           "counters_ptr": "*i32", "out_ptr": "*i64", "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32",
           "chunks": "i32"}
+SAMPLE_COMBINE = {"part_score_ptr": "*fp32", "part_index_ptr": "*i32", "out_ptr": "*i64", "chunks": "i32"}
+ROUTE_TILE = {"gating_ptr": "*fp32", "row_stride": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
+              "ids_ptr": "*i32", "padding_ptr": "*i1", "tokens": "i32", "experts": "i32"}
+ROUTE_LANES = {"gating_ptr": "*bf16", "row_words": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
+               "ids_ptr": "*i32", "padding_ptr": "*i1", "tokens": "i32", "experts": "i32"}
+TOPK = {"ids_ptr": "*i32", "out_ptr": "*i32", "map_ptr": "*i32", "n_ptr": "*i64", "numel": "i32", "topk": "i32"}
+GATHER = {"idx_ptr": "*i64", **{f"{kind}{i}": ("*i32" if kind in "sd" else "i32") for i in range(6)
+                                for kind in ("s", "d", "w")}}
 
 
 def compile_for(kernel, signature, constants, capability, **options):
     source = ASTSource(fn=kernel, signature={**signature, **{name: "constexpr" for name in constants}},
                        constexprs=constants)
     target = GPUTarget("cuda", capability[0] * 10 + capability[1], 32)
-    return triton.compile(source, target=target, options={"num_warps": 4, "enable_fp_fusion": False, **options})
+    return triton.compile(source, target=target, options={"num_warps": 4, **options})
 
 
 def cases_for(capability):
@@ -38,52 +53,66 @@ def cases_for(capability):
     torch.cuda.get_device_capability = lambda device=None: capability
     torch.version.hip = None
     device = torch.device("cuda", 0)
-    pdl = sampling.grid_dependency_control(device)
-    flags = {kernel: sampling._dependency_flags(device, kernel) for kernel in sampling.ENTRY_WAIT_KERNELS}
+    tuning = DEFAULT_TUNING
+    pdl = plan.grid_dependency_control(device)
+    flags = {kernel: plan.dependency_flags(device, kernel, tuning) for kernel in plan.ENTRY_WAIT_KERNELS}
     trigger = flags["sample"][1]
+    no_fma = {"enable_fp_fusion": False}
     cases = {
-        "softmax_partials": (sampling._softmax_partials_kernel, SOFTMAX_PARTIALS,
-                             {"BLOCK": 1024, "WAIT": flags["softmax_partials"][0], "TRIGGER": pdl, "GPU": True}, {}),
-        "softmax_normalize": (sampling._softmax_normalize_kernel, SOFTMAX_NORMALIZE,
-                              {"BLOCK": 1024, "CHUNKS_P2": 128, "WAIT": pdl, "TRIGGER": trigger, "GPU": True}, {}),
-        "sample": (sampling._sample_column_race_kernel, SAMPLE,
-                   {"DEPTH": sampling.COLUMN_DEPTH, "LANES": sampling.COLUMN_LANES, "GPU": True, "COMBINE_HERE": True,
+        "softmax_partials": (softmax._softmax_partials_kernel, SOFTMAX_PARTIALS,
+                             {"BLOCK": 1024, "WAIT": flags["softmax_partials"][0], "TRIGGER": pdl, "GPU": True}, no_fma),
+        "softmax_normalize": (softmax._softmax_normalize_kernel, SOFTMAX_NORMALIZE,
+                              {"BLOCK": 1024, "CHUNKS_P2": 128, "WAIT": pdl, "TRIGGER": trigger, "GPU": True}, no_fma),
+        "sample": (race._sample_column_race_kernel, SAMPLE,
+                   {"DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True, "COMBINE_HERE": True,
                     "CHUNKS_P2": 64, "WAIT": flags["sample"][0], "TRIGGER": trigger}, {}),
+        "sample_combine": (race._sample_race_combine_kernel, SAMPLE_COMBINE, {"CHUNKS_P2": 64, "WAIT": pdl},
+                           {"num_warps": 1}),
+        "gemma4_route_tile": (gemma4_router._gemma4_route_kernel, ROUTE_TILE,
+                              {"TOPK": 8, "TOPK_P2": 8, "BLOCK_T": 4, "BLOCK_E": 128, "KEY_BITS": 64, "NAN_FROM": 0,
+                               "HAS_PADDING": True}, {"num_warps": 2}),
+        "gemma4_route_lanes": (gemma4_router._gemma4_route_lanes_kernel, ROUTE_LANES,
+                               {"TOPK": 8, "BLOCK_T": 8, "G": 4, "EVEN_E": True, "NAN_FROM": 0x7F80, "IS_BF16": True,
+                                "HAS_PADDING": True}, {"num_warps": 1}),
+        "topk_postprocess": (moe_postprocess._topk_postprocess_kernel, TOPK,
+                             {"HAS_MAP": True, "HAS_PAD": True, "BLOCK": moe_postprocess.TOPK_BLOCK}, {}),
+        "gather_rows": (moe_postprocess._gather_rows_kernel, GATHER, {"NUM": 6, "BLOCK": moe_postprocess.GATHER_BLOCK},
+                        {}),
     }
-    cluster = sampling._cluster_geometry(16, 128256, device)
+    cluster = plan.cluster_softmax_geometry(16, 128256, device, tuning)
     if cluster is not None:
         ctas, span, warps = cluster
-        cases["softmax_cluster"] = (sampling._softmax_cluster_kernel, SOFTMAX_CLUSTER,
+        cases["softmax_cluster"] = (softmax._softmax_cluster_kernel, SOFTMAX_CLUSTER,
                                     {"CTAS": ctas, "SPAN": span, "WAIT": flags["softmax_cluster"][0],
-                                     "TRIGGER": trigger, "GPU": True}, {"num_warps": warps, "num_ctas": ctas})
-    sample_cluster = sampling._sample_cluster_geometry(16, 128256, torch.float32, device)
+                                     "TRIGGER": trigger, "GPU": True}, {"num_warps": warps, "num_ctas": ctas, **no_fma})
+    sample_cluster = plan.cluster_race_geometry(16, 128256, torch.float32, device, tuning)
     if sample_cluster is not None:
         ctas, per_cta = sample_cluster
-        cases["sample_cluster"] = (sampling._sample_cluster_kernel, SAMPLE_CLUSTER,
-                                   {"CTAS": ctas, "TILES": per_cta, "DEPTH": sampling.COLUMN_DEPTH,
-                                    "LANES": sampling.COLUMN_LANES, "GPU": True, "WAIT": flags["sample"][0]},
-                                   {"num_warps": sampling.SAMPLE_WARPS, "num_ctas": ctas})
+        cases["sample_cluster"] = (race._sample_cluster_kernel, SAMPLE_CLUSTER,
+                                   {"CTAS": ctas, "TILES": per_cta, "DEPTH": plan.COLUMN_DEPTH,
+                                    "LANES": plan.COLUMN_LANES, "GPU": True, "WAIT": flags["sample"][0]},
+                                   {"num_warps": plan.SAMPLE_WARPS, "num_ctas": ctas})
     waits = sorted(kernel for kernel, (wait, _) in flags.items() if wait)
     return {"dependent_launch": pdl, "entry_wait": waits, "trigger": trigger, "cluster": cluster is not None,
             "sample_cluster": sample_cluster is not None}, cases
 
 
 def main(capabilities):
-    report = {}
+    report = {"triton": triton.__version__}
     for text in capabilities:
         capability = tuple(int(part) for part in text.split("."))
         flags, cases = cases_for(capability)
         if text == "8.0":  # the check can fail: the same first pass with griddepcontrol, as it once shipped
             cases["softmax_partials_with_griddepcontrol"] = (
-                sampling._softmax_partials_kernel, SOFTMAX_PARTIALS,
-                {"BLOCK": 1024, "WAIT": True, "TRIGGER": True, "GPU": True}, {})
+                softmax._softmax_partials_kernel, SOFTMAX_PARTIALS,
+                {"BLOCK": 1024, "WAIT": True, "TRIGGER": True, "GPU": True}, {"enable_fp_fusion": False})
         results = {}
         for name, (kernel, signature, constants, options) in cases.items():
             try:
                 compiled = compile_for(kernel, signature, constants, capability, **options)
                 results[name] = {"ok": True, "griddepcontrol": "griddepcontrol" in compiled.asm["ptx"]}
             except Exception as exc:  # the error text is the result
-                results[name] = {"ok": False, "error": " ".join(str(exc).split())[-400:]}
+                results[name] = {"ok": False, "error": " ".join(str(exc).split())[-1000:]}
         report[text] = {"flags": flags, "kernels": results}
     print(json.dumps(report))
 

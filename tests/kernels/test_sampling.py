@@ -1,61 +1,62 @@
 """temperature_softmax / temperature_sample against their torch references, through the Triton interpreter."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
-from hotfuse import counters
-from hotfuse.kernels import sampling
-from hotfuse.kernels.sampling import temperature_sample, temperature_softmax
+from hotfuse.kernels import KERNEL_FAILURES, sampling
+from hotfuse.kernels.sampling import plan, temperature_sample, temperature_softmax
+from hotfuse.kernels.sampling.plan import DEFAULT_TUNING, ClusterSoftmax
 
 # max |p - p_ref| against a float64 reference, by logits dtype (bf16 is broken in the interpreter: GPU suite)
 TOLERANCE = {torch.float32: 1e-6, torch.float16: 1e-3}
 
 
 @pytest.fixture(autouse=True)
-def fresh_counters():
-    counters.reset()
-    yield
+def fresh(fresh_hotfuse):
+    """No kernel failures recorded by an earlier test (tests/conftest.py)."""
 
 
 def reference(logits, temps):
     return torch.softmax(logits.double() / temps.double().reshape(-1, 1), dim=-1)
 
 
-def take_softmax_kernel(monkeypatch, kernel, **cluster):
-    """Make the plan take `kernel`: the two-pass kernels, or the cluster kernel at every batch size (and with the
-    CLUSTER overrides given, e.g. min_span=1 for every vocabulary)."""
-    monkeypatch.setitem(sampling.CLUSTER, "enabled", kernel == "cluster")
-    for key, value in dict(short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0, **cluster).items():
-        monkeypatch.setitem(sampling.CLUSTER, key, value)
+def softmax_tuning(kernel, **cluster):
+    """A tuning whose plan takes `kernel`: the two-pass kernels, or the cluster kernel at every batch size (and with
+    the ClusterSoftmax fields given, e.g. min_span=1 for every vocabulary)."""
+    if kernel == "two_pass":
+        return replace(DEFAULT_TUNING, cluster_softmax=None)
+    table = ClusterSoftmax(**dict(short_span_min_rows=1, long_span_min_rows=1, long_span_min_elements=0, **cluster))
+    return replace(DEFAULT_TUNING, cluster_softmax=table)
 
 
 @pytest.fixture(params=["cluster", "two_pass"])
-def softmax_kernel(request, monkeypatch):
+def softmax_kernel(request):
     """Run a softmax test through both kernels: the cluster kernel (here at every shape: the interpreter runs a
-    cluster as one program) and the two-pass split."""
-    take_softmax_kernel(monkeypatch, request.param, min_span=1)
-    yield request.param
-    assert sampling.CLUSTER["enabled"] == (request.param == "cluster"), "the cluster kernel failed and fell back"
+    cluster as one program) and the two-pass split. Yields (kernel, tuning)."""
+    yield request.param, softmax_tuning(request.param, min_span=1)
+    assert not KERNEL_FAILURES.failed(plan.CLUSTER_SOFTMAX), "the cluster kernel failed and fell back"
 
 
-def runs(kernel, logits):
-    return sampling.softmax_variant(*logits.shape, logits.device)[0] == kernel
+def runs(kernel, logits, tuning=DEFAULT_TUNING):
+    return sampling.softmax_variant(*logits.shape, logits.device, tuning)[0] == kernel
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("b, v", [(1, 1), (1, 4099), (3, 20000), (5, 257), (2, 70001)])
 def test_softmax_matches_reference(dtype, b, v, softmax_kernel):
+    kernel, tuning = softmax_kernel
     g = torch.Generator().manual_seed(b * 1000 + v)
     logits = (torch.randn(b, v, generator=g) * 6).to(dtype)
-    assert runs(softmax_kernel, logits)
+    assert runs(kernel, logits, tuning)
     temps = torch.rand(b, 1, generator=g) * 2 + 0.05
     out = torch.full_like(logits, float("nan"))  # poisoned: every element must be written
-    got = temperature_softmax(logits, temps, out=out)
+    assert sampling.unsupported_reason(logits, temps, out) is None, "the kernels take these inputs"
+    got = temperature_softmax(logits, temps, out=out, tuning=tuning)
     assert got is out and not torch.isnan(got).any()
     assert (got.double() - reference(logits, temps)).abs().max().item() <= TOLERANCE[dtype]
-    assert counters.COUNTERS["sampler"].fused == 1 and not counters.COUNTERS["sampler"].fallbacks
 
 
 def test_softmax_several_chunks_per_row_combine_exactly():
@@ -67,13 +68,14 @@ def test_softmax_several_chunks_per_row_combine_exactly():
 
 
 def test_masked_vocabulary_and_all_masked_rows(softmax_kernel):
+    kernel, tuning = softmax_kernel
     logits = torch.randn(3, 5000)
-    assert runs(softmax_kernel, logits)
+    assert runs(kernel, logits, tuning)
     logits[0, :4000] = float("-inf")      # most of the vocabulary masked
     logits[1, 1234] = 50.0               # one dominant logit
     logits[2, :] = float("-inf")          # nothing left: torch gives NaN, so must we
     temps = torch.tensor([0.7, 1.0, 1.3])
-    got = temperature_softmax(logits, temps)
+    got = temperature_softmax(logits, temps, tuning=tuning)
     ref = reference(logits, temps)
     assert (got[:2].double() - ref[:2]).abs().max().item() <= 1e-6
     assert (got[0, :4000] == 0).all()
@@ -82,10 +84,11 @@ def test_masked_vocabulary_and_all_masked_rows(softmax_kernel):
 
 @pytest.mark.parametrize("temperature", [1e-4, 1e-2, 1.0, 100.0, 1e4])
 def test_tiny_and_huge_temperatures(temperature, softmax_kernel):
+    kernel, tuning = softmax_kernel
     logits = torch.randn(2, 3000, generator=torch.Generator().manual_seed(30)) * 10
-    assert runs(softmax_kernel, logits)
+    assert runs(kernel, logits, tuning)
     temps = torch.full((2,), temperature)
-    got = temperature_softmax(logits, temps)
+    got = temperature_softmax(logits, temps, tuning=tuning)
     ref = reference(logits, temps)
     # At t = 0.01, x / t reaches ~4000, where fp32 rounding of x / t alone moves a probability by ~1e-5:
     # the bound is then "no worse than twice torch's own fp32 softmax(x / t)" (seed 30 is such a case).
@@ -94,11 +97,12 @@ def test_tiny_and_huge_temperatures(temperature, softmax_kernel):
 
 
 def test_in_place_when_out_is_logits(softmax_kernel):
+    kernel, tuning = softmax_kernel
     logits = torch.randn(4, 6000)
-    assert runs(softmax_kernel, logits)
+    assert runs(kernel, logits, tuning)
     temps = torch.rand(4) + 0.5
     ref = reference(logits, temps)
-    assert temperature_softmax(logits, temps, out=logits) is logits
+    assert temperature_softmax(logits, temps, out=logits, tuning=tuning) is logits
     assert (logits.double() - ref).abs().max().item() <= 1e-6
 
 
@@ -118,37 +122,40 @@ def test_the_plan_takes_the_cluster_kernel_where_it_was_faster():
     assert {shape: sampling.softmax_variant(*shape, device)[0] for shape in PLAN} == PLAN
 
 
-def test_a_masked_span_and_every_span_combine_in_the_cluster_kernel(monkeypatch):
-    monkeypatch.setitem(sampling.CLUSTER, "min_span", 1)
+def test_a_masked_span_and_every_span_combine_in_the_cluster_kernel():
+    tuning = replace(DEFAULT_TUNING, cluster_softmax=ClusterSoftmax(min_span=1))
     # seeded: at t = 0.01 fp32 itself misses 1e-6 on a few inputs (2 seeds of 150, where torch's own fp32 softmax
     # was off by as much as the kernel or more)
     logits = torch.randn(4, 20000, generator=torch.Generator().manual_seed(0)) * 8
     logits[0, :18000] = float("-inf")   # most spans of row 0 hold no mass
     logits[1, 19999] = 80.0             # one span holds nearly all of row 1's mass
     temps = torch.tensor([0.5, 1.0, 2.0, 0.01])
-    assert runs("cluster", logits)
-    got = temperature_softmax(logits, temps)
+    assert runs("cluster", logits, tuning)
+    got = temperature_softmax(logits, temps, tuning=tuning)
     assert (got.double() - reference(logits, temps)).abs().max().item() <= 1e-6
     assert (got[0, :18000] == 0).all()
 
 
-def test_a_cluster_kernel_that_fails_falls_back_to_the_two_pass_kernels_once(monkeypatch, caplog):
-    monkeypatch.setitem(sampling.CLUSTER, "enabled", True)
-    monkeypatch.setitem(sampling.CLUSTER, "min_span", 1)
+def test_a_cluster_kernel_that_fails_falls_back_to_the_two_pass_kernels_once(monkeypatch):
+    from hotfuse.kernels.sampling import softmax
+
+    tuning = replace(DEFAULT_TUNING, cluster_softmax=ClusterSoftmax(min_span=1))
     calls = []
 
     def broken(*args):
         calls.append(args)
         raise RuntimeError("cluster launch refused")
 
-    monkeypatch.setattr(sampling, "_launch_softmax_cluster", broken)
+    monkeypatch.setattr(softmax, "_launch_cluster", broken)
     logits, temps = torch.randn(4, 3000), torch.rand(4) + 0.5
+    assert sampling.softmax_variant(4, 3000, logits.device, tuning)[0] == "cluster"
     for _ in range(2):
-        got = temperature_softmax(logits, temps)
+        got = temperature_softmax(logits, temps, tuning=tuning)
         assert (got.double() - reference(logits, temps)).abs().max().item() <= 1e-6
-    assert len(calls) == 1 and not sampling.CLUSTER["enabled"]
-    assert "cluster softmax unavailable here (RuntimeError: cluster launch refused)" in caplog.text
-    assert sampling.softmax_variant(4, 3000, logits.device)[0] == "two_pass"
+    assert len(calls) == 1
+    assert KERNEL_FAILURES.snapshot() == {
+        "softmax_cluster": "RuntimeError: cluster launch refused; the two-pass softmax kernels from now on"}
+    assert sampling.softmax_variant(4, 3000, logits.device, tuning)[0] == "two_pass"
 
 
 def test_empty_batch():
@@ -165,12 +172,11 @@ def test_empty_batch():
         (lambda: (torch.randn(3, 100, dtype=torch.bfloat16), torch.ones(3)), "dtype=bfloat16 under the Triton interpreter"),
     ],
 )
-def test_unhandled_inputs_fall_back_to_the_reference_and_are_counted(make, reason):
+def test_unhandled_inputs_fall_back_to_the_reference_with_a_reason(make, reason):
     logits, temps = make()
+    assert sampling.unsupported_reason(logits, temps) == reason  # what hotfuse.safety counts the fallback under
     got = temperature_softmax(logits, temps)
     ref = torch.softmax(logits.float() / temps.reshape(-1, 1).float(), dim=-1)
-    assert counters.COUNTERS["sampler"].fallbacks == {reason: 1}
-    assert counters.COUNTERS["sampler"].fused == 0
     assert got.dtype == logits.dtype and torch.allclose(got.float(), ref, atol=1e-2)
 
 
@@ -213,7 +219,7 @@ def test_sample_with_tiny_temperature_is_argmax():
     assert torch.equal(got, logits.argmax(-1))
 
 
-def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length(monkeypatch):
+def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length():
     """The column layout and the noise counters are fixed: the launch geometry only changes speed."""
     rows = 12
     logits = torch.randn(rows, 10000) * 0.5  # 3 tiles a row, the last one partial; flat: every draw counts
@@ -223,9 +229,9 @@ def test_a_rows_token_depends_on_neither_its_batch_nor_the_program_length(monkey
     alone = torch.cat([temperature_sample(logits[i:i + 1], temps[i:i + 1], seeds[i:i + 1]) for i in range(rows)])
     assert torch.equal(batch, alone)
     for tiles in (1, 2):
-        monkeypatch.setattr(sampling, "SAMPLE_MAX_TILES_PER_PROGRAM", tiles)
-        assert sampling.sample_plan(rows, 10000, logits.device).tiles_per_program == tiles
-        assert torch.equal(temperature_sample(logits, temps, seeds), batch)
+        tuning = replace(DEFAULT_TUNING, sample_max_tiles_per_program=tiles)
+        assert sampling.sample_plan(rows, 10000, logits.device, tuning).tiles_per_program == tiles
+        assert torch.equal(temperature_sample(logits, temps, seeds, tuning=tuning), batch)
 
 
 def test_nan_logits_are_drawn_as_if_masked():
@@ -242,18 +248,18 @@ def test_nan_logits_are_drawn_as_if_masked():
     assert torch.equal(got, temperature_sample(logits.nan_to_num(nan=float("-inf")), temps, seeds))
 
 
-def test_one_launch_and_two_launches_draw_the_same_tokens_and_leave_counters_at_zero(monkeypatch):
+def test_one_launch_and_two_launches_draw_the_same_tokens_and_leave_counters_at_zero():
     """The row's last program combining in the same launch is the same computation as the separate launch;
     the arrival counters it uses are zero again afterwards, so the next launch can reuse them."""
+    from hotfuse.kernels.sampling.race import zeroed_counters
+
     logits = torch.randn(5, 13000) * 3
     temps = torch.rand(5) + 0.3
     seeds = torch.arange(5, dtype=torch.int64) * 11
-    monkeypatch.setattr(sampling, "SAMPLE_MAX_TILES_PER_PROGRAM", 1)  # four programs a row
-    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", True)
-    one = [temperature_sample(logits, temps, seeds) for _ in range(2)]
-    assert not sampling.zeroed_counters(logits.device, 5).any()
-    monkeypatch.setattr(sampling, "ONE_LAUNCH_SAMPLING", False)
-    two = temperature_sample(logits, temps, seeds)
+    one_launch = replace(DEFAULT_TUNING, sample_max_tiles_per_program=1, one_launch_sampling=True)  # 4 programs a row
+    one = [temperature_sample(logits, temps, seeds, tuning=one_launch) for _ in range(2)]
+    assert not zeroed_counters(logits.device, 5).any()
+    two = temperature_sample(logits, temps, seeds, tuning=replace(one_launch, one_launch_sampling=False))
     assert torch.equal(one[0], two) and torch.equal(one[1], two)
 
 
@@ -264,13 +270,12 @@ SAMPLE_PLAN = {(1, 128256): None, (2, 65537): (16, 2), (16, 128256): (16, 2), (1
 def test_the_sampler_takes_the_cluster_race_where_it_was_faster():
     """fp32 logits of 17-32 tiles, 2 to 16 rows (the interpreter follows the GPU's plan); other dtypes never."""
     cpu = torch.device("cpu")
-    assert {shape: sampling._sample_cluster_geometry(*shape, torch.float32, cpu) for shape in SAMPLE_PLAN} \
-        == SAMPLE_PLAN
-    assert sampling._sample_cluster_geometry(16, 128256, torch.float16, cpu) is None
+    assert {shape: plan.cluster_race_geometry(*shape, torch.float32, cpu) for shape in SAMPLE_PLAN} == SAMPLE_PLAN
+    assert plan.cluster_race_geometry(16, 128256, torch.float16, cpu) is None
 
 
 @pytest.mark.parametrize("rows, vocab", [(3, 70001), (2, 131072)])
-def test_the_cluster_race_draws_the_tokens_of_the_column_race(rows, vocab, monkeypatch):
+def test_the_cluster_race_draws_the_tokens_of_the_column_race(rows, vocab):
     """Same scores, noise and tie rules in both kernels, so a row's token does not depend on which one draws it:
     flat rows (every column in the running), masked and NaN logits, a partial last tile."""
     g = torch.Generator().manual_seed(rows * vocab)
@@ -279,18 +284,19 @@ def test_the_cluster_race_draws_the_tokens_of_the_column_race(rows, vocab, monke
     logits[-1, torch.randint(0, vocab, (50,), generator=g)] = float("nan")
     temps = torch.rand(rows, generator=g) + 0.5
     seeds = torch.arange(rows, dtype=torch.int64) * 17 + 2
-    assert sampling._sample_cluster_geometry(rows, vocab, logits.dtype, logits.device) is not None
+    assert plan.cluster_race_geometry(rows, vocab, logits.dtype, logits.device) is not None
     cluster = [temperature_sample(logits, temps, seeds + k) for k in range(3)]
-    assert sampling.SAMPLE_CLUSTER["enabled"], "the cluster race failed and fell back"
-    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", False)
-    race = [temperature_sample(logits, temps, seeds + k) for k in range(3)]
+    assert not KERNEL_FAILURES.failed(plan.CLUSTER_RACE), "the cluster race failed and fell back"
+    no_cluster = replace(DEFAULT_TUNING, cluster_race=None)
+    race = [temperature_sample(logits, temps, seeds + k, tuning=no_cluster) for k in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(cluster, race))
     assert not torch.isnan(logits[torch.arange(rows), cluster[0]]).any()
     assert len({tuple(t.tolist()) for t in cluster}) > 1  # the seeds matter
 
 
-def test_a_cluster_race_that_fails_turns_itself_off_and_the_column_race_draws(monkeypatch, caplog):
-    monkeypatch.setitem(sampling.SAMPLE_CLUSTER, "enabled", True)
+def test_a_cluster_race_that_fails_turns_itself_off_and_the_column_race_draws(monkeypatch):
+    from hotfuse.kernels.sampling import race
+
     logits, temps, seeds = torch.randn(3, 70001), torch.rand(3) + 0.5, torch.arange(3, dtype=torch.int64)
     expected = temperature_sample(logits, temps, seeds)  # the cluster race
     launches = []
@@ -302,11 +308,12 @@ def test_a_cluster_race_that_fails_turns_itself_off_and_the_column_race_draws(mo
                 raise RuntimeError("cluster launch refused")
             return launch
 
-    monkeypatch.setattr(sampling, "_sample_cluster_kernel", Refused())
+    monkeypatch.setattr(race, "_sample_cluster_kernel", Refused())
     for _ in range(2):
         assert torch.equal(temperature_sample(logits, temps, seeds), expected)
-    assert len(launches) == 1 and not sampling.SAMPLE_CLUSTER["enabled"]
-    assert "cluster sampler unavailable here (RuntimeError: cluster launch refused)" in caplog.text
+    assert len(launches) == 1
+    assert KERNEL_FAILURES.snapshot() == {
+        "sample_cluster": "RuntimeError: cluster launch refused; the column race kernel from now on"}
     assert sampling.warm_up(logits)  # and warm-up goes on without it
 
 
@@ -341,3 +348,22 @@ class TestChiSquare:
         assert self.statistic(base, c, self.T * 1.6) > self.CRITICAL
         assert self.statistic(base, c, self.T / 1.6) > self.CRITICAL
         assert not math.isnan(self.statistic(base, c, self.T))
+
+
+def test_dependent_launches_that_cannot_run_here_fall_back_to_plain_launches(monkeypatch):
+    """From Hopper on the kernels launch as programmatic dependents (griddepcontrol). Should such a launch fail here
+    (a Triton or a driver that cannot), the same kernels launch plainly from then on: recorded, not raised, and
+    hotfuse.safety logs it with the fusion. The interpreter, told it runs on a Hopper GPU, cannot run griddepcontrol
+    at all: the fallback path, taken for real."""
+    monkeypatch.setattr(plan, "nvidia_hopper_or_later", lambda device: True)
+    two_pass = replace(DEFAULT_TUNING, cluster_softmax=None)
+    logits, temps = torch.randn(3, 5000), torch.rand(3) + 0.5
+    assert plan.dependency_flags(logits.device, "softmax_partials", two_pass) == (True, False)
+    got = temperature_softmax(logits, temps, tuning=two_pass)
+    assert (got.double() - reference(logits, temps)).abs().max().item() <= 1e-6
+    assert list(KERNEL_FAILURES.snapshot()) == ["dependent_launch"]
+    assert KERNEL_FAILURES.snapshot()["dependent_launch"].endswith("; plain launches from now on")
+    assert plan.dependency_flags(logits.device, "softmax_partials", two_pass) == (False, False)
+    seeds = torch.arange(3, dtype=torch.int64)
+    assert torch.equal(temperature_sample(logits, temps, seeds),
+                       temperature_sample(logits, temps, seeds, tuning=replace(DEFAULT_TUNING, entry_wait=frozenset())))

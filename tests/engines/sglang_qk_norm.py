@@ -2,7 +2,7 @@
 QKV split -> SGLang's `apply_qk_norm` with its `RMSNorm` layers -> the static FP8 quant SGLang's
 `apply_fp8_linear` calls (`fp8_utils.static_quant_fp8`). Prints one JSON line: Dynamo's graph and break
 counts, whether the traced graph casts to FP8 in plain torch, and how the compiled output compares with the
-eager path. Run by tests/test_sglang_adapters.py in a fresh process with HOTFUSE flags set; with
+eager path. Run by tests/engines/test_sglang_adapters.py in a fresh process with HOTFUSE flags set; with
 HOTFUSE_TEST_CUDA_GATE=1 hotfuse treats this CPU trace as a CUDA one. Without HOTFUSE only the eager path
 runs (SGLang's Triton quant kernel cannot be traced on CPU), for the "eager is unchanged" comparison.
 """

@@ -6,7 +6,7 @@ batch in another order, and prints a JSON line with what came back and which cod
 `_resolve_spec_extras`). FutureMap, its buffers, SpeculativeAlgorithm, spec_need_hidden_states and (0.5.13+)
 the EagleDraftInput are SGLang's; the batches are plain holders of the one field FutureMap reads (and, for
 0.5.11-0.5.12, the stored draft input of the fields it stores).
-Run as a subprocess by tests/test_sglang_adapters.py with HOTFUSE flags (and TRITON_INTERPRET=1) set.
+Run as a subprocess by tests/engines/test_sglang_adapters.py with HOTFUSE flags (and TRITON_INTERPRET=1) set.
 """
 
 import json

@@ -1,7 +1,7 @@
 """Process-wide SGLang state that layer-level scripts need on CPU (no engine): a gloo world of one,
 published server args (0.5.16+ runtime context, or 0.5.11-0.5.15 global server args).
 
-Imported by the subprocess scripts of tests/test_sglang_adapters.py after `load_plugins()`.
+Imported by the subprocess scripts of tests/engines/test_sglang_adapters.py after `load_plugins()`.
 """
 
 import os

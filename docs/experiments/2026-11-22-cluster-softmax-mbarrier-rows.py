@@ -1,3 +1,8 @@
+# Frozen experiment, kept as it ran on the H200 on 2026-11-22 (then tools/cluster_softmax_mbarrier_and_rows.py); not
+# maintained and not imported by tests. Its private kernels and the hotfuse API it calls are those of that day, as are
+# the paths and names it mentions (tools/..., OUT/...json), so it may no longer run against today's code. Its data:
+# docs/experiments/2026-11-22-cluster-softmax-mbarrier-rows.json; the write-up:
+# docs/experiments/2026-11-22-cluster-softmax-mbarrier-rows.md.
 """Two ideas for the cluster softmax's exchange, timed against the shipped kernel.
 
 1. Does a cluster that softmaxes several rows in turn, reading the next row while it waits at the barrier for the

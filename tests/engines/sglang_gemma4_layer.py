@@ -1,7 +1,7 @@
 """Builds a real SGLang `Gemma4MoE` layer on CPU (no engine) after loading hotfuse's SGLang plugin the way
 the scheduler does, calls the layer's routing function, and prints a JSON line with what happened.
 
-Run as a subprocess by tests/test_sglang_adapters.py, with HOTFUSE flags in the environment, against the
+Run as a subprocess by tests/engines/test_sglang_adapters.py, with HOTFUSE flags in the environment, against the
 installed SGLang (0.5.23) or, with the 0.5.12 overlay first on PYTHONPATH, against SGLang 0.5.12.
 """
 

@@ -1,3 +1,8 @@
+# Frozen experiment, kept as it ran on the H200 on 2026-11-22 (then tools/softmax_dependency_floors.py); not
+# maintained and not imported by tests. Its private kernels and the hotfuse API it calls are those of that day, as are
+# the paths and names it mentions (tools/..., OUT/...json), so it may no longer run against today's code. Its data:
+# docs/experiments/2026-11-22-softmax-dependency-floors.json; the write-up:
+# docs/experiments/2026-11-22-softmax-dependency-floors.md.
 """What the softmax's row-wide dependency costs, measured apart from its memory traffic.
 
 At a softmax shape, times as CUDA-graph replays (hotfuse.bench.time_in_graph):

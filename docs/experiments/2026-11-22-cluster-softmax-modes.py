@@ -1,3 +1,8 @@
+# Frozen experiment, kept as it ran on the H200 on 2026-11-22 (then tools/cluster_softmax_modes.py); not maintained
+# and not imported by tests. Its private kernels and the hotfuse API it calls are those of that day, as are the paths
+# and names it mentions (tools/..., OUT/...json), so it may no longer run against today's code. Its data:
+# docs/experiments/2026-11-22-cluster-softmax-modes.json; the write-up:
+# docs/experiments/2026-11-22-cluster-softmax-modes.md.
 """What the cluster softmax's exchange costs: one thread-block cluster of CTAS CTAs per row (Triton num_ctas), CTA k
 holding span k of the row in registers, with four exchanges of the spans' (max, sum):
   MODE 0: through global memory around one hardware cluster barrier (what hotfuse.kernels.sampling shipped before
