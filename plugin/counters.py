@@ -1,8 +1,9 @@
 """Per-process call counters per fusion: fused calls and fallbacks to the reference, by reason.
 
 Plain Python integers bumped on the host: no tensor is read, so nothing here synchronises a device.
-Reasons are short stable strings ("dtype=bfloat16", "device=cpu", "shape=...", "eplb map present")
-chosen by the caller.
+hotfuse.safety is the one layer that bumps them (kernel calls; and adapters' own decisions through
+`safety.record_fallback` / `record_fused`). Reasons are short stable strings ("dtype=bfloat16", "device=cpu",
+"greedy rows", "disabled: ...").
 """
 
 from __future__ import annotations

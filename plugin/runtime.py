@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from hotfuse._version import __version__
 from hotfuse.adapters import AdapterPlan, plan_for
-from hotfuse.flags import FlagSet, Mode, forget_process_flags, process_flags
+from hotfuse.flags import ENV_ENABLE, FlagSet, Mode, forget_process_flags, process_flags
 from hotfuse.log import logger
 from hotfuse.patching import Patch, apply_with_hook_registry, apply_with_patcher, revert
 from hotfuse.registry import ENGINE_INFRA, FAILED_STATES, FUSIONS, State, engine_record, fixed_state, \
@@ -101,7 +101,7 @@ def _install(engine: str, name: str, plan: AdapterPlan, flags: FlagSet, install:
 
 
 def inert_reason(flags: FlagSet) -> str:
-    value = flags.raw.get("HOTFUSE")
+    value = flags.raw.get(ENV_ENABLE)
     if value is None:
         return "HOTFUSE is not set: nothing is patched"
     return f"HOTFUSE={value!r} turns hotfuse off: nothing is patched"
@@ -206,7 +206,7 @@ def observe(engine: str, fusion: str, what: str) -> None:
     read back): it becomes the fusion's reason in this process's report. The one way adapters write to it."""
     state = _LOADED.get(engine)
     report = state.fusions.get(fusion) if state else None
-    if report is not None and report.state is State.REFERENCE:
+    if report is not None:
         report.reason = what
 
 

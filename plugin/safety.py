@@ -54,26 +54,20 @@ class FusionSafety:
     shadow_mismatches: int = 0
     worst_error: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)         # kernel -> eager calls seen (shadow cadence)
+    kernels_unavailable: dict[str, str] = field(default_factory=dict)  # kernel -> why another kernel answers
 
     def as_dict(self) -> dict:
         return {"tripped": self.tripped, "self_check": dict(self.self_check), "shadow_checks": self.shadow_checks,
                 "shadow_mismatches": self.shadow_mismatches,
-                "worst_error": self.worst_error if math.isfinite(self.worst_error) else "inf"}
+                "worst_error": self.worst_error if math.isfinite(self.worst_error) else "inf",
+                "kernels_unavailable": dict(self.kernels_unavailable)}
 
 
 STATE: dict[str, FusionSafety] = {name: FusionSafety() for name in FUSION_NAMES}
 
 
-# Which kernel failures (hotfuse.kernels.KERNEL_FAILURES) belong to which fusion, for the log line.
-_KERNEL_FUSIONS = {"softmax_cluster": "sampler", "sample_cluster": "sampler", "dependent_launch": "sampler"}
-
-
 def snapshot() -> dict[str, dict]:
-    failures = KERNEL_FAILURES.snapshot()
-    out = {name: s.as_dict() for name, s in STATE.items()}
-    for kernel, why in failures.items():
-        out.setdefault(_KERNEL_FUSIONS.get(kernel, "sampler"), {}).setdefault("kernels_unavailable", {})[kernel] = why
-    return out
+    return {name: s.as_dict() for name, s in STATE.items()}
 
 
 def reset() -> None:
@@ -87,9 +81,11 @@ def _fault(fusion: str) -> bool:
 
 
 def _log_kernel_failures(fusion: str) -> None:
+    """Kernels that failed to build or launch during `fusion`'s call and handed over to another kernel: logged once
+    and kept in the fusion's state."""
     for kernel, why in KERNEL_FAILURES.take_new():
-        logger.warning("hotfuse: %s: kernel %s unavailable here (%s)", _KERNEL_FUSIONS.get(kernel, fusion), kernel,
-                       why)
+        STATE[fusion].kernels_unavailable[kernel] = why
+        logger.warning("hotfuse: %s: kernel %s unavailable here (%s)", fusion, kernel, why)
 
 
 _CUDA = torch.cuda.is_available()

@@ -12,7 +12,7 @@ from hotfuse.cli import build_parser
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs" / "fusions").glob("*.md")),
         ROOT / "docs" / "demo.md"]
-ENGINE_COMMANDS = ("vllm", "python", "pip")  # the engines' and pip's own commands: not hotfuse's to check
+ENGINE_COMMANDS = ("vllm", "python", "python3", "pip")  # the engines', Python's and pip's own commands
 
 
 def commands(path: Path) -> list[str]:

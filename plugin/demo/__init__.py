@@ -188,13 +188,13 @@ def render(doc: dict) -> str:
     lines.append("")
     lines.append("What hotfuse did in each engine process (state, then fused/fallback calls where any):")
     width = max(len(n) for n in FUSION_NAMES) + 2
-    header = f"{'run':<10} {'process':<33}" + "".join(f"{n:<{max(width, 18)}}" for n in FUSION_NAMES)
+    header = f"{'run':<10} {'process':<37}" + "".join(f"{n:<{max(width, 18)}}" for n in FUSION_NAMES)
     lines.append(header)
     for run in doc["runs"]:
         for proc in run["processes"]:
             cells = "".join(f"{_cell(proc['fusions'][n], proc['counters'].get(n, {})):<{max(width, 18)}}"
                             for n in FUSION_NAMES)
-            lines.append(f"{run['label']:<10} {proc['title'][:32]:<33}{cells}")
+            lines.append(f"{run['label']:<10} {proc['title'][:36]:<37}{cells}")
     lines.append("")
     fallback_reasons = {}
     for run in doc["runs"]:

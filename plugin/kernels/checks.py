@@ -184,7 +184,7 @@ def _route_verify_args(device, dtype, small):
 ROUTE = Check(
     fusion="gemma4_router", kernel="gemma4_route",
     fused=run_gemma4_route, reference=gemma4_route_reference,
-    unsupported=lambda gating, scale, topk, is_padding=None: route_unsupported(gating, scale, is_padding),
+    unsupported=lambda gating, scale, topk, is_padding=None: route_unsupported(gating, scale, is_padding, topk),
     random_like=_route_like, error=_route_error, tolerance=lambda args: 1e-5,
     corrupt=lambda out: (out[0] * 1.5, out[1]),
     verify_args=_route_verify_args,

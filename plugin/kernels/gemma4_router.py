@@ -59,7 +59,7 @@ def gemma4_route_reference(gating_output: torch.Tensor, per_expert_scale: torch.
     return mask_padded_rows(weights, ids.to(torch.int32), is_padding)
 
 
-def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int,
+def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, topk: int | None,
                     is_padding: torch.Tensor | None = None) -> None:
     if is_padding is not None and (is_padding.dim() != 1 or is_padding.shape[0] < gating_output.shape[0]):
         raise ValueError(f"is_padding must be [>= T] = [>= {gating_output.shape[0]}], got {tuple(is_padding.shape)}")
@@ -68,12 +68,15 @@ def _check_contract(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
     experts = gating_output.shape[1]
     if per_expert_scale.dim() != 1 or per_expert_scale.shape[0] != experts:
         raise ValueError(f"per_expert_scale must be [E] = [{experts}], got {tuple(per_expert_scale.shape)}")
-    if not 1 <= topk <= experts:
+    if topk is not None and not 1 <= topk <= experts:
         raise ValueError(f"topk must be in [1, {experts}], got {topk}")
 
 
 def unsupported_reason(gating_output: torch.Tensor, per_expert_scale: torch.Tensor,
-                       is_padding: torch.Tensor | None = None) -> str | None:
+                       is_padding: torch.Tensor | None = None, topk: int | None = None) -> str | None:
+    """Why the kernels cannot take these inputs, or None when they can. Inputs outside the contract (topk checked
+    when given) raise ValueError."""
+    _check_contract(gating_output, per_expert_scale, topk, is_padding)
     reason = placement_reason(gating_output, floats=True)
     if reason is not None:
         return reason
@@ -332,8 +335,7 @@ def gemma4_route(gating_output: torch.Tensor, per_expert_scale: torch.Tensor, to
                  is_padding: torch.Tensor | None = None, *,
                  tuning: RouteTuning = DEFAULT_ROUTE_TUNING) -> tuple[torch.Tensor, torch.Tensor]:
     """Route every token to its top-k experts. See the module docstring for the contract."""
-    _check_contract(gating_output, per_expert_scale, topk, is_padding)
-    if unsupported_reason(gating_output, per_expert_scale, is_padding) is not None:
+    if unsupported_reason(gating_output, per_expert_scale, is_padding, topk) is not None:
         return gemma4_route_reference(gating_output, per_expert_scale, topk, is_padding)
     return run_gemma4_route(gating_output, per_expert_scale, topk, is_padding, tuning=tuning)
 

@@ -166,8 +166,9 @@ def _check_gather_contract(indices: torch.Tensor, buffers) -> list[torch.Tensor]
 
 
 def gather_unsupported_reason(indices: torch.Tensor, *buffers: torch.Tensor | None) -> str | None:
-    """Why the kernel cannot take these inputs, or None when it can."""
-    present = [b for b in buffers if b is not None]
+    """Why the kernel cannot take these inputs, or None when it can. Inputs outside the contract raise TypeError /
+    ValueError."""
+    present = _check_gather_contract(indices, buffers)
     if not present:
         return None
     reason = placement_reason(indices)
@@ -201,7 +202,6 @@ def run_gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tup
 
 def gather_rows(indices: torch.Tensor, *buffers: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
     """buffer[indices] for every buffer, in one launch. See the module docstring."""
-    _check_gather_contract(indices, buffers)
     if gather_unsupported_reason(indices, *buffers) is not None:
         return gather_rows_reference(indices, *buffers)
     return run_gather_rows(indices, *buffers)

@@ -66,3 +66,16 @@ def test_sglang_demo_reports_what_happened_in_the_scheduler(tmp_path):
     scheduler = by_title(disabled, "sglang::scheduler")
     assert scheduler["fusions"]["topk_postprocess"]["state"] == "reference"
     assert "sglang::scheduler" in text and "greedy tokens identical" in text
+
+
+def test_the_report_names_processes_by_their_role():
+    from hotfuse.demo import _title
+
+    def report(title, argv):
+        return {"process": {"pid": 7, "title": title, "argv": argv}}
+
+    assert _title(report("VLLM::Worker", [])) == "VLLM::Worker"
+    assert _title(report("python -m hotfuse.demo.driver vllm", [])) == "main (pid 7)"
+    inspection = ["/venv/lib/python3.11/site-packages/vllm/model_executor/models/registry.py"]
+    assert _title(report("/venv/bin/python", inspection)) == "vLLM model inspection (pid 7)"
+    assert _title(report(None, ["/somewhere/else.py"])) == "pid 7"

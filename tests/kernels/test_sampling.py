@@ -106,7 +106,7 @@ def test_in_place_when_out_is_logits(softmax_kernel):
     assert (logits.double() - ref).abs().max().item() <= 1e-6
 
 
-# Which softmax kernel the plan takes, from the H200 sweep (docs/benchmarks/sampler-h200-tune-cluster.json): the
+# Which softmax kernel the plan takes, from the H200 sweep (docs/experiments/2026-11-22-dependent-launch-cluster-sweep.json): the
 # cluster kernel where it was faster there, the two-pass kernels where they were.
 PLAN = {(1, 128256): "two_pass", (2, 128256): "two_pass", (3, 128256): "two_pass", (4, 128256): "cluster",
         (16, 128256): "cluster", (256, 128256): "cluster", (16, 32000): "cluster", (1, 32000): "cluster",

@@ -73,18 +73,22 @@ def seeded_sample_reference(logits: torch.Tensor, temperatures: torch.Tensor, se
 
 def unsupported_reason(logits: torch.Tensor, temperatures: torch.Tensor, out: torch.Tensor | None = None,
                        seeds: torch.Tensor | None = None) -> str | None:
-    """Why the kernels cannot take these inputs (softmax: `out`; sample: `seeds`), or None when they can."""
+    """Why the kernels cannot take these inputs (softmax: `out`; sample: `seeds`), or None when they can. Inputs
+    outside the contract raise ValueError (nothing sensible to compute, by a kernel or a reference)."""
+    _check_contract(logits, temperatures)
+    if seeds is not None and logits.shape[0] and logits.shape[1] == 0:
+        raise ValueError("logits have an empty vocabulary: there is no token to draw")
     reason = placement_reason(logits, floats=True)
     if reason is not None:
         return reason
-    if logits.dim() == 2 and logits.shape[1] > 0 and logits.stride(1) != 1:
+    if logits.shape[1] > 0 and logits.stride(1) != 1:
         return "non-contiguous rows"
     if temperatures.device != logits.device:
         return "temperatures on another device"
     if out is not None:
         if out.shape != logits.shape or out.dtype != logits.dtype or out.device != logits.device:
             return "out shape/dtype/device"
-        if out.dim() == 2 and out.shape[1] > 0 and out.stride(1) != 1:
+        if out.shape[1] > 0 and out.stride(1) != 1:
             return "non-contiguous out rows"
     if seeds is not None and (seeds.numel() != logits.shape[0] or seeds.device != logits.device):
         return "seeds shape/device"
@@ -122,7 +126,6 @@ def temperature_softmax(logits: torch.Tensor, temperatures: torch.Tensor, *, out
     -inf entries are masked. Rows with NaN or +inf logits have no defined distribution: their output is
     unspecified (engines screen NaN logits before sampling).
     """
-    _check_contract(logits, temperatures)
     if unsupported_reason(logits, temperatures, out) is not None:
         return temperature_softmax_reference(logits, temperatures, out)
     return run_temperature_softmax(logits, temperatures, out, tuning=tuning)
@@ -149,9 +152,6 @@ def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: 
     seeds: [B] int64 on the logits' device, one Philox key per row (the same seeds give the same tokens).
     Returns int64 token ids [B].
     """
-    _check_contract(logits, temperatures)
-    if logits.shape[0] and logits.shape[1] == 0:
-        raise ValueError("logits have an empty vocabulary: there is no token to draw")
     if unsupported_reason(logits, temperatures, seeds=seeds) is not None:
         return seeded_sample_reference(logits, temperatures, seeds)
     return run_temperature_sample(logits, temperatures, seeds, tuning=tuning)
