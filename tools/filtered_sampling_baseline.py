@@ -7,7 +7,7 @@ Run on the device machine with FlashInfer carried as wheels (`python ci/trim_fla
 here, see CONTRIBUTING.md), then:
     HOTFUSE_GPU_SCRIPT=tools/filtered_sampling_baseline.py bash ci/gpu_run.sh OUT_DIR [--quick]
 Writes OUT_DIR/filtered-sampling-baseline.json and prints a table. Variants (µs per call; CUDA-graph replays where
-the call captures, else CUDA events around eager calls, said per row):
+FlashInfer and SGLang, CUDA events around calls for the references, which sync with the host; said per row):
 - `flashinfer`: vLLM's FlashInfer route as vLLM 0.34 calls it (`top_k_top_p_sampling_from_logits` when both k and
   p apply, else softmax then `top_k_` / `top_p_sampling_from_probs`); with min-p, softmax then
   `min_p_sampling_from_probs` after top-k / top-p renormalisation;
@@ -72,20 +72,21 @@ def flashinfer_variants(fi, logits, temps, k, p, m, params):
     return {"flashinfer": vllm_route, "sglang": sglang_route}
 
 
-def timed(fn):
-    try:
+def timed(fn, capturable=True):
+    """µs per call: CUDA-graph replays, or CUDA events around eager calls for a call that syncs with the host
+    (the references: a failed capture would leave the CUDA generator unusable for the rest of the run)."""
+    if capturable:
         return time_in_graph(fn), "graph"
-    except Exception:  # not capturable: CUDA events around eager calls
-        torch.cuda.synchronize()
-        for _ in range(3):
-            fn()
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(50):
-            fn()
-        stop.record()
-        stop.synchronize()
-        return start.elapsed_time(stop) * 1e3 / 50, "events"
+    torch.cuda.synchronize()
+    for _ in range(3):
+        fn()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(50):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) * 1e3 / 50, "events"
 
 
 def main(out_dir, *args):
@@ -96,7 +97,7 @@ def main(out_dir, *args):
     print(f"{torch.cuda.get_device_name()} torch {torch.__version__} flashinfer {fi.__version__} "
           f"copy {bandwidth / 1e9:.0f} GB/s", flush=True)
     eager = filtered_sample_reference
-    compiled = torch.compile(filtered_sample_reference, dynamic=False)
+    compiled = torch.compile(filtered_sample_reference, dynamic=True)  # one compile for every shape
     rows = []
     for b, v in (QUICK if "--quick" in args else SHAPES):
         for params in PARAMETERS:
@@ -123,7 +124,7 @@ def main(out_dir, *args):
                    "roofline_us": roofline_us, "rule_check": membership}
             for name, fn in variants.items():
                 try:
-                    row[name], row[f"{name}_timing"] = timed(fn)
+                    row[name], row[f"{name}_timing"] = timed(fn, capturable=name not in ("eager", "compile"))
                 except Exception as exc:
                     row[name] = None
                     row[f"{name}_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -132,10 +133,11 @@ def main(out_dir, *args):
             cells = "  ".join(f"{n} {row[n]:.2f}" if row.get(n) else f"{n} -" for n in variants)
             print(f"B={b} V={v} k={top_k} p={top_p} min_p={min_p} greedy/{greedy_every or '-'}: roofline "
                   f"{roofline_us:.2f}  {cells}  rules {membership}", flush=True)
-    with open(f"{out_dir}/filtered-sampling-baseline.json", "w") as fh:
-        json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "flashinfer": fi.__version__,
-                   "copy_bandwidth_GBps": bandwidth / 1e9,
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, fh, indent=1)
+            # rewritten after every row: a run cut short by the device call's limit keeps what it measured
+            with open(f"{out_dir}/filtered-sampling-baseline.json", "w") as fh:
+                json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                           "flashinfer": fi.__version__, "copy_bandwidth_GBps": bandwidth / 1e9,
+                           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}, fh, indent=1)
 
 
 if __name__ == "__main__":
