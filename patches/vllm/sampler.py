@@ -238,7 +238,8 @@ def _v2_sampler(processors_flags):
 def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     v1_gone = release >= (0, 34)
     if mode is Mode.REFERENCE:
-        return AdapterPlan(State.REFERENCE, "vLLM's own temperature + top-k/top-p sampler runs on either model runner "
+        runners = "its one model runner" if v1_gone else "either model runner"
+        return AdapterPlan(State.REFERENCE, f"vLLM's own temperature + top-k/top-p sampler runs on {runners} "
                            "(nothing installed)")
     if v1_gone:
         return AdapterPlan(
