@@ -97,6 +97,9 @@ def test_self_check_can_be_turned_off(env):
     (checks.SOFTMAX, (torch.randn(3, 100), torch.rand(3) + 0.5)),
     (checks.SOFTMAX_INPLACE, (torch.randn(3, 100), torch.rand(3) + 0.5)),
     (checks.SAMPLE, (torch.randn(3, 100), torch.rand(3) + 0.5, torch.arange(3))),
+    (checks.FILTERED_SAMPLE, (torch.randn(4, 300), torch.tensor([0.7, 0.0, 1.3, 0.9]),
+                              torch.tensor([20, -1, 5, -1], dtype=torch.int32), torch.tensor([0.95, 1.0, 0.9, 0.8]),
+                              torch.tensor([0.0, 0.0, 0.0, 0.1]), torch.arange(4), checks.RULES["vllm"])),
     (checks.QUANT, ((torch.randn(5, 64) * 40).to(torch.bfloat16), torch.tensor([0.02]))),
 ])
 def test_every_kernel_passes_its_self_check_and_a_fault_fails_it(env, check, args):

@@ -1,11 +1,11 @@
 """The bar for filtered sampling (temperature + min-p + top-k + top-p): FlashInfer's samplers, SGLang's sampling path
 and torch.compile of hotfuse's reference, timed at the shapes and parameters of the filtered-sampler work, and the
 tokens FlashInfer draws checked against the kept sets of hotfuse's references (hotfuse.kernels.sampling.filters),
-which is what tells which engine rule each FlashInfer call follows. No hotfuse kernel is timed: there is none yet.
+which is what tells which engine rule each FlashInfer call follows; and hotfuse's filtered kernel beside them.
 
 Run on the device machine with FlashInfer carried as wheels (`python ci/trim_flashinfer_wheel.py .whl/flashinfer`
 here, see CONTRIBUTING.md), then:
-    HOTFUSE_GPU_SCRIPT=tools/filtered_sampling_baseline.py bash ci/gpu_run.sh OUT_DIR [--quick]
+    HOTFUSE_GPU_SCRIPT=tools/filtered_sampling_baseline.py bash ci/gpu_run.sh OUT_DIR [--quick] [--no-reference]
 Writes OUT_DIR/filtered-sampling-baseline.json and prints a table. Variants (µs per call; CUDA-graph replays where
 FlashInfer and SGLang, CUDA events around calls for the references, which sync with the host; said per row):
 - `flashinfer`: vLLM's FlashInfer route as vLLM 0.34 calls it (`top_k_top_p_sampling_from_logits` when both k and
@@ -13,7 +13,9 @@ FlashInfer and SGLang, CUDA events around calls for the references, which sync w
   `min_p_sampling_from_probs` after top-k / top-p renormalisation;
 - `sglang`: SGLang 0.5.23's path: `div_`, softmax, then FlashInfer `top_k_top_p_sampling_from_probs(...,
   filter_apply_order="joint")`, or with min-p `top_k_renorm_prob`, `top_p_renorm_prob`, `min_p_sampling_from_probs`;
-- `compile`: torch.compile of hotfuse's vLLM-rule reference (sort-based), `eager`: the same uncompiled.
+- `compile`: torch.compile of hotfuse's vLLM-rule reference (sort-based), `eager`: the same uncompiled;
+- `hotfuse_filtered`: hotfuse's filtered kernel under vLLM's rule (`filtered_sample`), and `hotfuse_filtered_sglang`
+  under SGLang's (joint top-k/top-p, or with min-p top-k, top-p, min-p in turn).
 Greedy rows (1 in 4 in the last parameter set) are drawn by FlashInfer with top_k = 1.
 """
 
@@ -24,6 +26,7 @@ import time
 import torch
 
 from hotfuse.bench import copy_bandwidth, time_in_graph
+from hotfuse.kernels.sampling import run_filtered_sample
 from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P, filtered_sample_reference, \
     kept_tokens_reference
 
@@ -104,21 +107,28 @@ def main(out_dir, *args):
             logits, temps, k, p, m = batch(b, v, params, device)
             top_k, top_p, min_p, greedy_every = params
             variants = flashinfer_variants(fi, logits, temps, k, p, m, params)
+            seeds = torch.randint(0, 1 << 62, (b,), dtype=torch.int64, device=device)
+            sglang_rule = SGLANG_WITH_MIN_P if min_p > 0 else RULES["sglang"]
+            variants["hotfuse_filtered"] = lambda: run_filtered_sample(logits, temps, k, p, m, seeds, RULES["vllm"])
+            variants["hotfuse_filtered_sglang"] = lambda: run_filtered_sample(logits, temps, k, p, m, seeds,
+                                                                              sglang_rule)
             # which rule each route follows: every token it draws must be one the rule keeps
             kept = {"vllm": kept_tokens_reference(logits, torch.where(temps == 0, 1.0, temps), k, p, m, RULES["vllm"]),
                     "sglang": kept_tokens_reference(logits, torch.where(temps == 0, 1.0, temps), k, p, m,
                                                     SGLANG_WITH_MIN_P if min_p > 0 else RULES["sglang"])}
             greedy = temps == 0
             membership = {}
-            for name, rule in (("flashinfer", "vllm"), ("sglang", "sglang")):
+            for name, rule in (("flashinfer", "vllm"), ("sglang", "sglang"), ("hotfuse_filtered", "vllm"),
+                               ("hotfuse_filtered_sglang", "sglang")):
                 ok = True
                 for _ in range(8):
                     tokens = variants[name]().long()
                     inside = kept[rule].gather(1, tokens[:, None]).squeeze(1)
                     ok &= bool((inside | greedy).all())
                 membership[name] = ok
-            variants["eager"] = lambda: eager(logits, temps, k, p, m, "vllm")
-            variants["compile"] = lambda: compiled(logits, temps, k, p, m, "vllm")
+            if "--no-reference" not in args:  # the references take milliseconds a call: a long run
+                variants["eager"] = lambda: eager(logits, temps, k, p, m, "vllm")
+                variants["compile"] = lambda: compiled(logits, temps, k, p, m, "vllm")
             roofline_us = 4 * b * v / bandwidth * 1e6  # one read of the fp32 logits
             row = {"B": b, "V": v, "top_k": top_k, "top_p": top_p, "min_p": min_p, "greedy_every": greedy_every,
                    "roofline_us": roofline_us, "rule_check": membership}

@@ -13,8 +13,13 @@ Taken path: the engine's `_preprocess_logits` (custom logit processors, NaN hand
 - no top-k / top-p / min-p: `temperature_sample` draws the token in one pass over the logits, no
   probabilities written (Gumbel-max with per-row Philox seeds drawn from torch's CUDA generator on the
   device, so no host sync);
-- otherwise: `temperature_softmax` writes the probabilities in place of the logits (SGLang relies on
-  `probs` aliasing the logits buffer) and the engine's own `_sample_from_probs` applies top-k/top-p/min-p.
+- otherwise: `filtered_sample` draws it in one launch, under the rule of the sampling backend that
+  `_sample_from_probs` would have run: `flashinfer` (the default on CUDA) joint top-k/top-p on the row's mass,
+  or with min-p in the batch top-k, top-p on the renormalised rest, then min-p (`SGLANG_WITH_MIN_P`);
+  `pytorch` joint top-k/top-p, then min-p, whatever the batch. Greedy requests in a sampled batch come as
+  top-k 1 (SGLang's own encoding) and draw their largest logit there. Other backends, and inputs the filtered
+  kernel does not take: `temperature_softmax` writes the probabilities in place of the logits (SGLang relies
+  on `probs` aliasing the logits buffer) and the engine's own `_sample_from_probs` applies the filters.
 Then the engine's `_sync_token_ids_across_tp`. Token ids are returned as int32, as SGLang's sampling
 paths do.
 
@@ -28,6 +33,9 @@ plain torch.softmax; on HIP the engine's own split kernel is left alone).
 
 from __future__ import annotations
 
+import sys
+from functools import partial
+
 import torch
 
 from hotfuse import safety
@@ -35,6 +43,7 @@ from hotfuse.adapters import AdapterPlan, first_call
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.sampling import warm_up
+from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -80,11 +89,31 @@ def _not_taken(sampler, sampling_info, return_logprob, logprob_logits) -> str | 
     return None
 
 
+def _sampling_backend() -> str:
+    """The backend `_sample_from_probs` reads, where the release keeps it (0.5.11-0.5.2x moved it from the server
+    args to the execution config)."""
+    module = sys.modules[_MODULE]
+    if hasattr(module, "get_exec"):
+        return module.get_exec().kernel.sampling_backend
+    return module.get_global_server_args().sampling_backend
+
+
+def _filter_rule(sampling_info):
+    """The rule of the backend `_sample_from_probs` would run, or None for a backend the kernel does not follow."""
+    backend = _sampling_backend()
+    if backend == "flashinfer":
+        return SGLANG_WITH_MIN_P if sampling_info.need_min_p_sampling else RULES["sglang"]
+    if backend == "pytorch":  # joint on the row's mass, min-p last, whether or not the batch has min-p
+        return RULES["sglang"]
+    return None
+
+
 def fused_forward(original, self, logits_output, sampling_info, return_logprob, top_logprobs_nums,
                   token_ids_logprobs, positions, *args, **kwargs):
     logits = logits_output.next_token_logits
     if logits is not None and first_call("sglang.sampler"):
-        safety.warm_up(FUSION, warm_up, logits)  # a kernel that cannot compile here trips the fusion
+        # a kernel that cannot compile here trips the fusion
+        safety.warm_up(FUSION, partial(warm_up, filter_rules=(RULES["sglang"], SGLANG_WITH_MIN_P)), logits)
     why = _not_taken(self, sampling_info, return_logprob, kwargs.get("logprob_logits"))
     if why is None and logits is None:
         why = "no logits"
@@ -105,6 +134,15 @@ def fused_forward(original, self, logits_output, sampling_info, return_logprob, 
         seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
         ids = safety.call(checks.SAMPLE, logits, temperatures, seeds, checked=True)
     else:
+        rule = _filter_rule(sampling_info)
+        seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
+        filters = (sampling_info.top_ks, sampling_info.top_ps, sampling_info.min_ps)
+        if rule is not None and safety.declines(checks.FILTERED_SAMPLE, logits, temperatures, *filters, seeds,
+                                                rule) is None:
+            ids = safety.call(checks.FILTERED_SAMPLE, logits, temperatures, *filters, seeds, rule, checked=True)
+        else:
+            ids = None
+    if ids is None:
         probs = safety.call(checks.SOFTMAX_INPLACE, logits, temperatures, checked=True)
         ids = self._sample_from_probs(probs, sampling_info, positions, False)
         if isinstance(ids, tuple):  # 0.5.20+: (ids, sampling-mask capture); capture is off on this path
@@ -120,7 +158,8 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     forward = FORWARD_0522 if release >= (0, 5, 22) else FORWARD_0511
     return AdapterPlan(
         State.ACTIVE,
-        "temperature+sample in one pass (no top-k/top-p/min-p), temperature+softmax kernel otherwise",
+        "temperature+sample in one pass; top-k/top-p/min-p: the filtered kernel (CPU until verified on a GPU), else "
+        "temperature+softmax",
         ((forward, fused_forward),),
         requires=(PREPROCESS, SAMPLE_FROM_PROBS, SYNC_TP),
     )

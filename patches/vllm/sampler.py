@@ -6,13 +6,16 @@ Target: `vllm.v1.sample.sampler.Sampler.sample`, wrapped on the class: `forward`
 at call time, so samplers built before the patch pick it up too (unlike `TopKTopPSampler.forward`, which
 is bound in its constructor). At this point vLLM has already applied penalties, bad words, the
 non-argmax-invariant processors and taken raw logprobs; what remains is temperature -> min-p ->
-top-k/top-p -> sample. The wrapper replaces it with `temperature_sample` when none of that needs more
-than the temperature:
+top-k/top-p -> sample. The wrapper draws instead:
 
-- every row random (no greedy rows), no top-k, no top-p, no active min-p or other argmax-invariant
-  processor, no processed logprobs, no per-request seed (its torch.Generator stream cannot be
-  reproduced in the kernel), no fp64 Gumbel; and logits the kernel takes.
-Everything else goes to the original `sample`, counted with the reason. Token ids come back int64
+- with `temperature_sample` when every row is random and nothing but the temperature applies;
+- with `filtered_sample` (vLLM's rule: min-p on the whole distribution, top-k, then top-p on the renormalised
+  rest, the crossing token kept) when some row has top-k, top-p or min-p, or the batch mixes greedy rows
+  (temperature below vLLM's 1e-5, drawn as their first largest logit in the same launch, as vLLM's argmax does)
+  with random ones. Min-p comes from vLLM's own `MinPLogitsProcessor` (its per-row `min_p`).
+Not taken: all-greedy batches (vLLM's argmax), another argmax-invariant processor, processed logprobs, a
+per-request seed (its torch.Generator stream cannot be reproduced in the kernel), fp64 Gumbel, and logits the
+kernels do not take. Those go to the original `sample`, counted with the reason. Token ids come back int64
 (`forward` converts them).
 
 Warm-up: the first call (vLLM's dummy sampler run during start-up) compiles the kernels for the real
@@ -63,6 +66,7 @@ path in a running engine, so nothing there is patched.
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import torch
 
@@ -71,6 +75,7 @@ from hotfuse.adapters import AdapterPlan, first_call
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.sampling import warm_up
+from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
@@ -86,14 +91,28 @@ SAMPLE = Target("vllm.v1.sample.sampler", "Sampler.sample",
                 {"f9cdeac74863cf0a": BOTH})
 
 
-def _not_taken(sampler, sm, logprobs_mode_override) -> str | None:
-    if sm.all_greedy or not sm.all_random or sm.temperature is None:
-        return "greedy rows"
-    if sm.top_k is not None or sm.top_p is not None:
-        return "top-k/top-p"
+GREEDY_BELOW = 1e-5  # vLLM's _SAMPLING_EPS: rows with a temperature below it are greedy
+
+
+def _min_p(sm):
+    """vLLM's per-row min-p ([B, 1]) when its min-p processor is active, None when none is; "other" when another
+    argmax-invariant processor applies (the kernel does not know what it does)."""
+    min_p = None
     for processor in sm.logitsprocs.argmax_invariant:
-        if type(processor).__name__ != "MinPLogitsProcessor" or getattr(processor, "min_p_count", 1) > 0:
-            return "min-p or argmax-invariant logits processor"
+        if type(processor).__name__ != "MinPLogitsProcessor":
+            return "other"
+        if getattr(processor, "min_p_count", 1) > 0:
+            min_p = getattr(processor, "min_p", None)
+            if not isinstance(min_p, torch.Tensor):
+                return "other"
+    return min_p
+
+
+def _not_taken(sampler, sm, logprobs_mode_override) -> str | None:
+    if sm.all_greedy or sm.temperature is None:
+        return "greedy batch"
+    if isinstance(_min_p(sm), str):
+        return "argmax-invariant logits processor"
     mode = logprobs_mode_override or sampler.logprobs_mode
     if mode in PROCESSED_MODES and (sm.max_num_logprobs is not None or sm.logprob_token_ids):
         return "processed logprobs"
@@ -105,16 +124,28 @@ def _not_taken(sampler, sm, logprobs_mode_override) -> str | None:
 
 
 def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_override=None):
-    if first_call("vllm.sampler.v1"):
-        safety.warm_up(FUSION, warm_up, logits)  # a kernel that cannot compile here trips the fusion
+    if first_call("vllm.sampler.v1"):  # a kernel that cannot compile here trips the fusion
+        safety.warm_up(FUSION, partial(warm_up, filter_rules=(RULES["vllm"],)), logits)
     why = _not_taken(self, sampling_metadata, logprobs_mode_override)
     if why is not None:
         safety.record_fallback(FUSION, why)
         return original(self, logits, sampling_metadata, logprobs_mode_override)
     if safety.declines(checks.SOFTMAX, logits, sampling_metadata.temperature) is not None:  # both kernels' rule
         return original(self, logits, sampling_metadata, logprobs_mode_override)
-    seeds = torch.randint(0, 1 << 62, (logits.shape[0],), dtype=torch.int64, device=logits.device)
-    return safety.call(checks.SAMPLE, logits, sampling_metadata.temperature, seeds, checked=True), None
+    sm = sampling_metadata
+    rows = logits.shape[0]
+    seeds = torch.randint(0, 1 << 62, (rows,), dtype=torch.int64, device=logits.device)
+    min_p = _min_p(sm)
+    if sm.all_random and sm.top_k is None and sm.top_p is None and min_p is None:
+        return safety.call(checks.SAMPLE, logits, sm.temperature, seeds, checked=True), None
+    temperatures = sm.temperature if sm.all_random else torch.where(sm.temperature < GREEDY_BELOW, 0.0, sm.temperature)
+    top_k = sm.top_k if sm.top_k is not None else torch.full((rows,), -1, dtype=torch.int32, device=logits.device)
+    top_p = sm.top_p if sm.top_p is not None else torch.ones(rows, device=logits.device)
+    min_p = min_p.reshape(-1)[:rows] if min_p is not None else torch.zeros(rows, device=logits.device)
+    args = (logits, temperatures, top_k, top_p, min_p, seeds, RULES["vllm"])
+    if safety.declines(checks.FILTERED_SAMPLE, *args) is not None:
+        return original(self, logits, sampling_metadata, logprobs_mode_override)
+    return safety.call(checks.FILTERED_SAMPLE, *args, checked=True), None
 
 
 # --- V2 runner ---------------------------------------------------------------------------------------------
@@ -254,8 +285,10 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     sample_random = V2_SAMPLE_RANDOM_033 if release >= (0, 33) else V2_SAMPLE_RANDOM_032
     return AdapterPlan(
         State.ACTIVE,
-        "when only a temperature applies: V1 runner, temperature + sample in one pass; V2 runner, the temperature "
-        "inside vLLM's own Gumbel kernel (no fp32 copy, no temperature launch)",
+        "V1 runner: temperature + sample in one pass; min-p/top-k/top-p and mixed greedy rows: the filtered kernel "
+        "(CPU until verified on a GPU); "
+        "V2 runner, when only a temperature applies: the temperature inside vLLM's own Gumbel kernel (no fp32 "
+        "copy, no temperature launch)",
         ((SAMPLE, fused_sample), (V2_SAMPLE, _v2_sampler(_needs_processors)), (V2_ADD_REQUEST, add_request_v2)),
         requires=(V2_CALL, V2_APPLY_SAMPLING_PARAMS, sample_random, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE),
     )

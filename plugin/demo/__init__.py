@@ -6,8 +6,9 @@ EngineCore / worker, SGLang's scheduler): fusion states, fused and fallback call
 one report: per run the flags, greedy throughput, whether the greedy tokens agree with the run without
 hotfuse, and per process the state and counters of every fusion.
 
-Greedy requests first (timed, compared across runs), then a few sampled requests (temperature 0.8, so the
-sampler fusion has work; not compared, sampling is random). On a machine without a CUDA GPU the Triton
+Greedy requests first (timed, compared across runs), then a few sampled requests (temperature 0.8, and Qwen3's
+default top-k 20 / top-p 0.95 at temperature 0.6, so the sampler fusion has work on both of its paths; not
+compared, sampling is random). On a machine without a CUDA GPU the Triton
 kernels run in Triton's CPU interpreter (`TRITON_INTERPRET=1`, `--no-interpreter` to use the torch
 references instead, counted as fallbacks): tokens per second there are CPU figures and say nothing about
 GPU speed.

@@ -2,6 +2,7 @@
 one JSON line with the token ids and timings.
 
   python -m hotfuse.demo.driver vllm|sglang MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
+                                [--top-k K] [--min-p Q] [--greedy-first]
                                 [--load-format auto|dummy] [--sampled N] [--compile [0|1]]
                                 [--pass-config JSON]
 
@@ -19,6 +20,9 @@ import time
 
 PROMPTS = [[11, 22, 33, 44, 55], [7, 8, 9]]
 SAMPLED_TEMPERATURE = 0.8
+# the sampled requests alternate between a plain temperature and Qwen3's generation_config defaults (what an engine
+# applies to every request that sets nothing), so the sampler's filtered path has work too
+QWEN3_DEFAULTS = {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "min_p": 0.0}
 
 
 def _vllm(model: str, load_format: str, compile_model: bool = False, pass_config: dict | None = None):
@@ -29,10 +33,9 @@ def _vllm(model: str, load_format: str, compile_model: bool = False, pass_config
     llm = LLM(model=model, load_format=load_format, skip_tokenizer_init=True, dtype="float32", max_model_len=128,
               max_num_seqs=4, enforce_eager=not compile_model, seed=0, **extra)
 
-    def generate(prompts, max_tokens, temperature, top_p):
+    def generate(prompts, max_tokens, sampling):
         # no per-request seed: vLLM would give each request its own torch.Generator
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, detokenize=False,
-                                ignore_eos=True)
+        params = [SamplingParams(max_tokens=max_tokens, detokenize=False, ignore_eos=True, **s) for s in sampling]
         outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         return [list(o.outputs[0].token_ids) for o in outputs]
 
@@ -46,8 +49,8 @@ def _sglang(model: str, load_format: str, compile_model: bool = False, pass_conf
                         dtype="bfloat16", mem_fraction_static=0.05, max_total_tokens=2048, disable_cuda_graph=True,
                         random_seed=0, log_level="warning")
 
-    def generate(prompts, max_tokens, temperature, top_p):
-        params = {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "ignore_eos": True}
+    def generate(prompts, max_tokens, sampling):
+        params = [{"max_new_tokens": max_tokens, "ignore_eos": True, **s} for s in sampling]
         return [list(o["output_ids"]) for o in engine.generate(input_ids=prompts, sampling_params=params)]
 
     def shutdown():
@@ -89,9 +92,15 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=6)
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=-1, help="-1: off")
+    parser.add_argument("--min-p", type=float, default=0.0)
+    parser.add_argument("--greedy-first", nargs="?", const="1", default="0", type=_flag,
+                        help="the first prompt greedy (temperature 0), the others with the sampling options: "
+                        "a mixed batch")
     parser.add_argument("--load-format", default="dummy", help="dummy (random, config only) or auto (saved weights)")
     parser.add_argument("--sampled", type=int, default=0,
-                        help=f"then run this many requests at temperature {SAMPLED_TEMPERATURE}")
+                        help=f"then run this many sampled requests: temperature {SAMPLED_TEMPERATURE} and Qwen3's "
+                        "defaults (temperature 0.6, top-k 20, top-p 0.95), alternately")
     parser.add_argument("--compile", nargs="?", const="1", default="0", type=_flag,
                         help="vLLM: torch.compile the model instead of enforce_eager (default: eager); "
                         "SGLang: ignored")
@@ -105,10 +114,14 @@ def main() -> int:
                                                                        args.pass_config)
     started = time.perf_counter()
     try:
-        tokens = generate(PROMPTS, args.max_tokens, args.temperature, args.top_p)
+        options = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k, "min_p": args.min_p}
+        sampling = [({**options, "temperature": 0.0} if i == 0 and args.greedy_first else options)
+                    for i in range(len(PROMPTS))]
+        tokens = generate(PROMPTS, args.max_tokens, sampling)
         generated = time.perf_counter()
+        plain = {"temperature": SAMPLED_TEMPERATURE, "top_p": 1.0, "top_k": -1, "min_p": 0.0}
         sampled = generate([PROMPTS[i % len(PROMPTS)] for i in range(args.sampled)], args.max_tokens,
-                           SAMPLED_TEMPERATURE, 1.0) if args.sampled else []
+                           [plain if i % 2 else QWEN3_DEFAULTS for i in range(args.sampled)]) if args.sampled else []
     finally:
         shutdown()
     print("HOTFUSE_DRIVER_RESULT " + json.dumps({

@@ -11,6 +11,8 @@ and the shapes `hotfuse verify` runs.
 Rules (ISSUE: sampler probabilities within tolerance; router same expert set, weights within tolerance;
 gathers and post-process exact):
 - temperature_softmax: max |p - p_ref| over all entries, tolerance by dtype (fp32 1e-5, fp16 2e-3, bf16 1e-2).
+- filtered_sample: the same, a token must be one the rule keeps (filters.kept_tokens_reference), and a greedy row's
+  the first largest logit.
 - temperature_sample: random by design, so not compared token for token: a token must be in range and
   have a non-zero reference probability, NaN logits counting as masked (+inf logits: outside the contract) (self-check inputs always mask token 0
   and half the vocabulary).
@@ -31,8 +33,9 @@ from hotfuse.kernels.gemma4_router import gemma4_route_reference, run_gemma4_rou
 from hotfuse.kernels.gemma4_router import unsupported_reason as route_unsupported
 from hotfuse.kernels.moe_postprocess import gather_rows_reference, gather_unsupported_reason, run_gather_rows, \
     run_topk_postprocess, topk_postprocess_reference, topk_unsupported_reason
-from hotfuse.kernels.sampling import run_temperature_sample, run_temperature_softmax, temperature_sample_reference, \
-    temperature_softmax_reference
+from hotfuse.kernels.sampling import filtered_sample_reference, filtered_unsupported_reason, run_filtered_sample, \
+    run_temperature_sample, run_temperature_softmax, temperature_sample_reference, temperature_softmax_reference
+from hotfuse.kernels.sampling.filters import RULES, kept_tokens_reference
 from hotfuse.kernels.sampling import unsupported_reason as sampler_unsupported
 
 INF = float("inf")
@@ -146,6 +149,62 @@ SAMPLE = Check(
     verify_args=lambda device, dtype, small: [
         args + (torch.arange(args[0].shape[0], dtype=torch.int64, device=device),)
         for args in _softmax_verify_args(device, dtype, small)],
+)
+
+
+def _filtered_error(tokens: torch.Tensor, _ref, args) -> float:
+    """0 when every greedy row drew its first largest logit and every other row a token its rule keeps."""
+    logits, temps, top_k, top_p, min_p, _seeds, rule = args
+    if tokens.shape != (logits.shape[0],):
+        return INF
+    if tokens.numel() == 0:
+        return 0.0
+    if not bool(((tokens >= 0) & (tokens < logits.shape[1])).all()):
+        return INF
+    x = logits.float().masked_fill(torch.isnan(logits), float("-inf"))
+    greedy = temps.reshape(-1) == 0
+    kept = kept_tokens_reference(x, torch.where(greedy, 1.0, temps.reshape(-1).float()), top_k, top_p, min_p, rule)
+    drawn = tokens.long().reshape(-1, 1)
+    ok = torch.where(greedy, drawn.squeeze(1) == x.argmax(dim=-1), kept.gather(1, drawn).squeeze(1))
+    return 0.0 if bool(ok.all()) else INF
+
+
+def _filtered_like(args, g):
+    """Random logits, temperatures and seeds; the call's own filters, greedy rows and rule (its structure)."""
+    logits, temps, top_k, top_p, min_p, seeds, rule = args
+    t = torch.where(temps.reshape(-1) == 0, 0.0, _temps_like(temps.reshape(-1).float(), g).to(temps.device))
+    return (_logits_like(logits, g), t.to(temps.dtype), top_k, top_p, min_p, _seeds_like(seeds, g), rule)
+
+
+def _filtered_verify_args(device, dtype, small):
+    """Qwen3's defaults (k 20, p 0.95), Llama's (p 0.9), min-p alone, and a mixed batch with greedy rows, under both
+    engines' rules."""
+    shapes = [(4, 1000), (6, 4099)] if small else [(1, 151936), (16, 128256), (64, 262144)]
+    g = torch.Generator().manual_seed(2)
+    out = []
+    for i, (rows, vocab) in enumerate(shapes):
+        k = torch.tensor([20, -1, -1, 64, 20, 1 << 30] * rows, dtype=torch.int32)[:rows]
+        p = torch.tensor([0.95, 0.9, 1.0, 0.95, 0.8, 1.0] * rows)[:rows]
+        q = torch.tensor([0.0, 0.0, 0.05, 0.0, 0.0, 0.1] * rows)[:rows]
+        t = _temps_like(torch.empty(rows), g)
+        t[3::4] = 0.0
+        args = (_logits_like(torch.empty(rows, vocab, dtype=dtype, device=device), g), t.to(device), k.to(device),
+                p.to(device), q.to(device), torch.arange(rows, dtype=torch.int64, device=device),
+                RULES["vllm" if i % 2 == 0 else "sglang"])
+        out.append(args)
+    return out
+
+
+FILTERED_SAMPLE = Check(
+    fusion="sampler", kernel="filtered_sample",
+    fused=lambda logits, temps, k, p, q, seeds, rule: run_filtered_sample(logits, temps, k, p, q, seeds, rule),
+    unsupported=lambda logits, temps, k, p, q, seeds, rule: filtered_unsupported_reason(logits, temps, k, p, q, seeds),
+    reference=lambda logits, temps, k, p, q, seeds, rule: filtered_sample_reference(logits, temps, k, p, q, rule),
+    random_like=_filtered_like,
+    error=_filtered_error,
+    tolerance=lambda args: 0.0,
+    corrupt=lambda out: torch.zeros_like(out),      # token 0: masked in every self-check input
+    verify_args=_filtered_verify_args,
 )
 
 
@@ -302,4 +361,4 @@ QUANT = Check(
     verify_args=_quant_verify_args, triton=False,
 )
 
-CHECKS: tuple[Check, ...] = (SOFTMAX, SOFTMAX_INPLACE, SAMPLE, ROUTE, TOPK, GATHER, QUANT)
+CHECKS: tuple[Check, ...] = (SOFTMAX, SOFTMAX_INPLACE, SAMPLE, FILTERED_SAMPLE, ROUTE, TOPK, GATHER, QUANT)

@@ -76,17 +76,27 @@ def sampler_runs(tmp_path_factory):
     disabled = {"HOTFUSE": "1", "HOTFUSE_DISABLE": "sampler", "TRITON_INTERPRET": "1"}
     return run_cases(tmp_path_factory, "sglang", "mixtral-tiny", {
         "sample": (fused, {"temperature": 0.8}),
-        "softmax": (fused, {"temperature": 0.8, "top_p": 0.9}),
+        "qwen3_defaults": (fused, {"temperature": 0.6, "top_k": 20, "top_p": 0.95}),
+        "llama_defaults": (fused, {"temperature": 0.6, "top_p": 0.9}),
+        "min_p_and_greedy": (fused, {"temperature": 0.7, "min_p": 0.05, "greedy_first": True}),
         "disabled": (disabled, {"temperature": 0.8}),
     })
 
 
-@pytest.mark.parametrize("label", ["sample", "softmax"])
-def test_sampling_goes_through_the_fused_kernels_in_the_scheduler(sampler_runs, label):
+@pytest.mark.parametrize("label, kernel", [("sample", "temperature_sample"), ("qwen3_defaults", "filtered_sample"),
+                                           ("llama_defaults", "filtered_sample"),
+                                           ("min_p_and_greedy", "filtered_sample")])
+def test_sampling_goes_through_the_fused_kernels_in_the_scheduler(sampler_runs, label, kernel):
+    """Qwen3's and Llama's default sampling parameters, and a batch mixing a greedy request (top-k 1 in SGLang) with
+    min-p ones, all draw in hotfuse's kernel: fused on every step, no fallback, and that kernel self-checked."""
     tokens, reports, _ = sampler_runs[label]
     scheduler = report_with_title(reports, "sglang::scheduler")
     assert scheduler["fusions"]["sampler"]["state"] == "active"
-    assert scheduler["counters"]["sampler"]["fused"] >= 6, scheduler["counters"]["sampler"]
+    counters = scheduler["counters"]["sampler"]
+    # (a step may hold the greedy request alone: an all-greedy batch keeps SGLang's argmax)
+    allowed = {"greedy batch"} if label == "min_p_and_greedy" else set()
+    assert counters["fused"] >= 6 and set(counters["fallbacks"]) <= allowed, counters
+    assert kernel in scheduler["safety"]["sampler"]["self_check"], scheduler["safety"]["sampler"]
     assert all(len(t) == 6 and all(0 <= tok < 512 for tok in t) for t in tokens)
 
 

@@ -40,7 +40,7 @@ def test_plugin_runs_and_reports_in_the_worker_process(runs):
     assert states["topk_postprocess"] == "native" and states["spec_gather"] == "not applicable"
     # greedy decoding keeps vLLM's own sampler: counted as such, never fused
     assert worker["counters"]["sampler"]["fused"] == 0
-    assert worker["counters"]["sampler"]["fallbacks"].get("greedy rows", 0) >= 6
+    assert worker["counters"]["sampler"]["fallbacks"].get("greedy batch", 0) >= 6
     # the engine core process ran the plugin too
     report_with_title(reports, "VLLM::EngineCore")
 
@@ -104,17 +104,30 @@ def test_hotfuse_flags_are_part_of_the_compile_cache_key(tmp_path):
 def sampler_runs(tmp_path_factory):
     """Sampling with temperature > 0, kernels run through the Triton interpreter in the worker."""
     sampling = {"temperature": 0.8}
+    fused = {"HOTFUSE": "sampler", "TRITON_INTERPRET": "1"}
     return run_cases(tmp_path_factory, "vllm", "qwen3-tiny", {
-        "sampler-fused": ({"HOTFUSE": "sampler", "TRITON_INTERPRET": "1"}, sampling),
+        "sampler-fused": (fused, sampling),
+        "qwen3_defaults": (fused, {"temperature": 0.6, "top_k": 20, "top_p": 0.95}),
+        "llama_defaults": (fused, {"temperature": 0.6, "top_p": 0.9}),
+        "min_p_and_greedy": (fused, {"temperature": 0.7, "min_p": 0.05, "greedy_first": True}),
         "sampler-disabled": ({"HOTFUSE": "1", "HOTFUSE_DISABLE": "sampler", "TRITON_INTERPRET": "1"}, sampling),
     })
 
 
-def test_sampling_with_temperature_goes_through_the_fused_kernel_in_the_worker(sampler_runs):
-    tokens, reports, _ = sampler_runs["sampler-fused"]
+@pytest.mark.parametrize("label, kernel", [("sampler-fused", "temperature_sample"),
+                                           ("qwen3_defaults", "filtered_sample"), ("llama_defaults", "filtered_sample"),
+                                           ("min_p_and_greedy", "filtered_sample")])
+def test_sampling_goes_through_the_fused_kernels_in_the_worker(sampler_runs, label, kernel):
+    """Temperature only, Qwen3's and Llama's default sampling parameters, and a batch mixing a greedy request with
+    min-p ones: every step draws in hotfuse's kernel (no fallback), and that kernel self-checked."""
+    tokens, reports, _ = sampler_runs[label]
     worker = report_with_title(reports, "VLLM::Worker")
     assert worker["fusions"]["sampler"]["state"] == "active"
-    assert worker["counters"]["sampler"]["fused"] >= 6, worker["counters"]["sampler"]
+    counters = worker["counters"]["sampler"]
+    # (a step may hold the greedy request alone: an all-greedy batch keeps vLLM's argmax)
+    allowed = {"greedy batch"} if label == "min_p_and_greedy" else set()
+    assert counters["fused"] >= 6 and set(counters["fallbacks"]) <= allowed, counters
+    assert kernel in worker["safety"]["sampler"]["self_check"], worker["safety"]["sampler"]
     assert "vllm.v1.sample.sampler.Sampler.sample" in [p["target"] for p in worker["patches"]]
     assert all(len(t) == 6 and all(0 <= tok < 512 for tok in t) for t in tokens)
 

@@ -17,7 +17,8 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from hotfuse.kernels import gemma4_router, moe_postprocess
-from hotfuse.kernels.sampling import plan, race, softmax
+from hotfuse.kernels.sampling import filtered, plan, race, softmax
+from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
 
 LOGITS = {"logits_ptr": "*fp32", "row_stride": "i32"}
@@ -32,6 +33,9 @@ SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "part_score_ptr": "
           "counters_ptr": "*i32", "out_ptr": "*i64", "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32",
           "chunks": "i32"}
 SAMPLE_COMBINE = {"part_score_ptr": "*fp32", "part_index_ptr": "*i32", "out_ptr": "*i64", "chunks": "i32"}
+FILTERED_SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "min_p_ptr": "*fp32",
+                   "seed_ptr": "*i64", "buffer_ptr": "*i64", "out_ptr": "*i64", "thresholds_ptr": "*fp32",
+                   "write_thresholds": "i32", "vocab": "i32", "blocks": "i32", "tiles": "i32"}
 ROUTE_TILE = {"gating_ptr": "*fp32", "row_stride": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
               "ids_ptr": "*i32", "padding_ptr": "*i1", "tokens": "i32", "experts": "i32"}
 ROUTE_LANES = {"gating_ptr": "*bf16", "row_words": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
@@ -66,6 +70,14 @@ def cases_for(capability):
         "sample": (race._sample_column_race_kernel, SAMPLE,
                    {"DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True, "COMBINE_HERE": True,
                     "CHUNKS_P2": 64, "WAIT": flags["sample"][0], "TRIGGER": trigger}, {}),
+        **{f"filtered_sample_{name}": (
+            filtered._filtered_sample_kernel, {**FILTERED_SAMPLE, "logits_ptr": dtype},
+            {"MIN_P_FIRST": rule.min_p_first, "TOP_P_RENORMALISED": rule.top_p_renormalised,
+             "TOP_P_STRICT": rule.top_p_boundary_strict, "CAP": tuning.filter_candidates,
+             "BINS": filtered.HISTOGRAM_BINS, "BLOCK": plan.COLUMN_DEPTH * plan.COLUMN_LANES,
+             "DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True}, {"num_warps": plan.SAMPLE_WARPS})
+           for name, rule, dtype in (("vllm", RULES["vllm"], "*fp32"),
+                                     ("sglang_bf16", RULES["sglang"], "*bf16"))},
         "sample_combine": (race._sample_race_combine_kernel, SAMPLE_COMBINE, {"CHUNKS_P2": 64, "WAIT": pdl},
                            {"num_warps": 1}),
         "gemma4_route_tile": (gemma4_router._gemma4_route_kernel, ROUTE_TILE,

@@ -74,6 +74,7 @@ def test_kernels_compile_for_hopper_with_dependent_launch_and_clusters(report):
     expected = {"softmax_partials": True, "softmax_normalize": True, "sample": "sample" in waits or trigger,
                 "sample_combine": True, "softmax_cluster": "softmax_cluster" in waits or trigger,
                 "sample_cluster": "sample" in waits, "gemma4_route_tile": False, "gemma4_route_lanes": False,
-                "topk_postprocess": False, "gather_rows": False}
+                "topk_postprocess": False, "gather_rows": False, "filtered_sample_vllm": False,
+                "filtered_sample_sglang_bf16": False}
     assert {name: r["ok"] for name, r in got["kernels"].items()} == dict.fromkeys(expected, True), got["kernels"]
     assert {name: r["griddepcontrol"] for name, r in got["kernels"].items()} == expected

@@ -6,6 +6,11 @@ temperature_sample(logits [B, V], temperatures, seeds [B] int64) -> token ids [B
     one sample per row from softmax(logits / t) by a two-stage Gumbel-max race (columns of tokens by their mass,
     then a token inside the winning column), reading the logits once and never writing probabilities.
     Deterministic for given seeds: a row's token does not depend on the batch around it.
+filtered_sample(logits [B, V], temperatures, top_k, top_p, min_p, seeds, rule) -> token ids [B] int64
+    one exact sample per row from softmax(logits / t) restricted to what min-p, top-k and top-p keep under an
+    engine's rule (filters.RULES), renormalised; temperature 0 is greedy (the first largest logit), "off" values
+    (k <= 0 or >= V, p >= 1, min-p <= 0) mix freely with active ones. No probabilities written, no sort of the
+    vocabulary (filtered.py). Deterministic for given seeds; a row with no filter draws what temperature_sample does.
 
 Each public function takes the kernels' path for inputs they handle (`unsupported_reason` is None) and the torch
 reference for the rest. `run_temperature_softmax` / `run_temperature_sample` are the kernels alone, for callers
@@ -24,12 +29,15 @@ import torch
 from hotfuse.kernels import placement_reason
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING, Tuning, cluster_race_geometry, sample_plan, softmax_plan, \
     softmax_variant
+from hotfuse.kernels.sampling.filtered import CUDA_PENDING, MAX_VOCAB, VERIFIED_ON_CUDA, launch_filtered_sample
+from hotfuse.kernels.sampling.filters import RULES, FilterRule, filtered_sample_reference, resolve_rule
 from hotfuse.kernels.sampling.race import launch_cluster_race, launch_sample
 from hotfuse.kernels.sampling.softmax import launch_softmax
 
-__all__ = ["DEFAULT_TUNING", "Tuning", "run_temperature_sample", "run_temperature_softmax", "temperature_sample",
-           "temperature_sample_reference", "temperature_softmax", "temperature_softmax_reference",
-           "unsupported_reason", "warm_up"]
+__all__ = ["DEFAULT_TUNING", "RULES", "FilterRule", "Tuning", "filtered_sample", "filtered_sample_reference",
+           "filtered_unsupported_reason", "run_filtered_sample", "run_temperature_sample", "run_temperature_softmax",
+           "temperature_sample", "temperature_sample_reference", "temperature_softmax",
+           "temperature_softmax_reference", "unsupported_reason", "warm_up"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -157,6 +165,62 @@ def temperature_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: 
     return run_temperature_sample(logits, temperatures, seeds, tuning=tuning)
 
 
+def _check_filters(logits: torch.Tensor, *per_row: torch.Tensor) -> None:
+    for values in per_row:
+        if values.numel() != logits.shape[0]:
+            raise ValueError(f"sampling parameters must have one value per row: {values.numel()} for "
+                             f"{logits.shape[0]} rows")
+
+
+def filtered_unsupported_reason(logits: torch.Tensor, temperatures: torch.Tensor, top_k: torch.Tensor,
+                                top_p: torch.Tensor, min_p: torch.Tensor, seeds: torch.Tensor) -> str | None:
+    """Why the filtered kernel cannot take these inputs, or None when it can (ValueError outside the contract)."""
+    _check_filters(logits, top_k, top_p, min_p)
+    reason = unsupported_reason(logits, temperatures, seeds=seeds)
+    if reason is not None:
+        return reason
+    if logits.device.type == "cuda" and not VERIFIED_ON_CUDA:
+        return CUDA_PENDING
+    if logits.shape[1] >= MAX_VOCAB:
+        return f"vocabulary of {logits.shape[1]} tokens (the kernel takes fewer than {MAX_VOCAB})"
+    if any(t.device != logits.device for t in (top_k, top_p, min_p)):
+        return "sampling parameters on another device"
+    if top_k.dtype.is_floating_point or not top_p.dtype.is_floating_point or not min_p.dtype.is_floating_point:
+        return "sampling parameter dtypes (top_k integer, top_p and min_p floating point)"
+    return None
+
+
+def run_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,
+                        min_p: torch.Tensor, seeds: torch.Tensor, rule: FilterRule, *,
+                        tuning: Tuning = DEFAULT_TUNING, thresholds: torch.Tensor | None = None) -> torch.Tensor:
+    """The filtered kernel on inputs it takes (`filtered_unsupported_reason(...)` is None). `thresholds`: see
+    filtered.launch_filtered_sample (tests read what each row kept from it)."""
+    _check_contract(logits, temperatures)
+    _check_filters(logits, top_k, top_p, min_p)
+    rows = logits.shape[0]
+    if rows and logits.shape[1] == 0:
+        raise ValueError("logits have an empty vocabulary: there is no token to draw")
+    out = torch.empty(rows, dtype=torch.int64, device=logits.device)
+    if rows:
+        launch_filtered_sample(logits, temperatures, top_k, top_p, min_p, seeds, rule, out, tuning.filter_candidates,
+                               thresholds)
+    return out
+
+
+def filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,
+                    min_p: torch.Tensor, seeds: torch.Tensor, rule: FilterRule | str, *,
+                    tuning: Tuning = DEFAULT_TUNING) -> torch.Tensor:
+    """One token per row from the filtered, renormalised distribution of `rule` (filters.RULES; SGLang's rule
+    with min-p in the batch is filters.SGLANG_WITH_MIN_P). temperatures 0: greedy. top_k: integers, top_p and
+    min_p: floats, one per row; seeds: [B] int64, one Philox key per row. Returns int64 token ids [B]."""
+    rule = resolve_rule(rule, min_p)
+    if filtered_unsupported_reason(logits, temperatures, top_k, top_p, min_p, seeds) is not None:
+        generator = torch.Generator(device=logits.device)
+        generator.manual_seed(int(seeds.reshape(-1)[0]) if seeds.numel() else 0)
+        return filtered_sample_reference(logits, temperatures, top_k, top_p, min_p, rule, generator)
+    return run_filtered_sample(logits, temperatures, top_k, top_p, min_p, seeds, rule, tuning=tuning)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # warm-up
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,9 +233,11 @@ def _compile_rows(rows: int, vocab: int, stride: int, dtype: torch.dtype, device
     return storage.as_strided((rows, vocab), (step, 1))
 
 
-def warm_up(like: torch.Tensor, max_rows: int = 4096, *, tuning: Tuning = DEFAULT_TUNING) -> bool:
+def warm_up(like: torch.Tensor, max_rows: int = 4096, *, tuning: Tuning = DEFAULT_TUNING,
+            filter_rules: tuple[FilterRule, ...] = ()) -> bool:
     """Compile every kernel variant that batches of 1..max_rows rows shaped like `like` (dtype, vocabulary, row
-    stride) will use. Engines call this during their start-up so that no request pays for Triton's compilation.
+    stride) will use, and the filtered kernel for each of `filter_rules` (the rules the engine's adapter draws
+    with). Engines call this during their start-up so that no request pays for Triton's compilation.
     Returns False when the kernels would not take such logits anyway.
     """
     if like.dim() != 2 or unsupported_reason(like, torch.ones(like.shape[0], device=like.device)) is not None:
@@ -196,4 +262,9 @@ def warm_up(like: torch.Tensor, max_rows: int = 4096, *, tuning: Tuning = DEFAUL
         cluster = cluster_race_geometry(tuning.cluster_race.min_rows, vocab, like.dtype, device, tuning)
         if cluster is not None:  # compiled for any number of rows
             launch_cluster_race(dummy, torch.ones(1, device=device), seeds, out, *cluster, tuning)
+    one = torch.ones(1, device=device)
+    # one compile per rule: the batch and the filters' values are runtime arguments
+    for rule in filter_rules if VERIFIED_ON_CUDA else ():
+        launch_filtered_sample(dummy, one, torch.ones(1, dtype=torch.int32, device=device), one * 0.5, one * 0.1,
+                               seeds, rule, out, tuning.filter_candidates)
     return True

@@ -55,6 +55,14 @@ RULES = {
 SGLANG_WITH_MIN_P = FilterRule("sglang", min_p_first=False, top_p_renormalised=True, top_p_boundary_strict=False)
 
 
+def resolve_rule(rule: str | FilterRule, min_p: torch.Tensor) -> FilterRule:
+    """A rule by engine name: SGLang's depends on whether any row of the batch has min-p (a host read of min_p;
+    engines know it without one, so adapters pass the FilterRule itself)."""
+    if not isinstance(rule, str):
+        return rule
+    return SGLANG_WITH_MIN_P if rule == "sglang" and bool((min_p > 0).any()) else RULES[rule]
+
+
 def _mass_above(values: torch.Tensor, probs: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     """Per token, the mass (fp64) of the kept tokens with a strictly larger value: a tie group shares the mass
     before its first member."""
@@ -76,8 +84,7 @@ def kept_tokens_reference(logits: torch.Tensor, temperatures: torch.Tensor, top_
     x = logits.float() / temperatures.float().reshape(rows, 1).clamp_min(torch.finfo(torch.float32).tiny)
     x = x.masked_fill(torch.isnan(x), float("-inf"))
     kept = x > float("-inf")
-    if isinstance(rule, str):
-        rule = SGLANG_WITH_MIN_P if rule == "sglang" and bool((min_p > 0).any()) else RULES[rule]
+    rule = resolve_rule(rule, min_p)
     k = top_k.reshape(rows, 1).long()
     k_on = (k > 0) & (k < vocab)
     p = top_p.double().reshape(rows, 1)

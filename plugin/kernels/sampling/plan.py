@@ -93,6 +93,7 @@ class Tuning:
     entry_wait: frozenset[str] = field(default_factory=lambda: frozenset({"softmax_partials"}))
     trigger_next: bool = False
     one_launch_sampling: bool = True  # the row's last race program combines; False: a second launch does
+    filter_candidates: int = 1024  # filtered sampling: the tokens one window of the threshold search may hold
 
 
 DEFAULT_TUNING = Tuning()

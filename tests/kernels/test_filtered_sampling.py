@@ -1,0 +1,261 @@
+"""filtered_sample against the filtered-sampling references (hotfuse.kernels.sampling.filters), through the Triton
+interpreter. Two kinds of evidence:
+
+- what each row keeps: the kernel reports its threshold (tau) and largest logit per row, and the kept set they
+  define must equal `kept_tokens_reference` exactly, at every parameter combination of the issue's bench, each
+  engine's rule, T in {0.01, 0.7, 2}, half the vocabulary at -inf, and with ties at the threshold;
+- the draw: a chi-square test of many draws against the float64 reference distribution, which passes for the
+  kernel and fails for the kernel run with a wrong threshold (top-k one larger, top-p larger).
+
+The window search is exercised on both of its paths: the histogram's first cut, and bisection for rows whose kept
+set is larger than the candidate buffer (the tests run with a 64-token buffer, and with the default on a few rows).
+"""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from hotfuse.kernels.sampling import DEFAULT_TUNING, filtered_sample, filtered_unsupported_reason, \
+    run_filtered_sample, temperature_sample
+from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P, filtered_probs_reference, \
+    kept_tokens_reference
+
+SMALL_BUFFER = replace(DEFAULT_TUNING, filter_candidates=64)
+# (top_k, top_p, min_p) of the issue's bench; the last runs with 1 row in 4 greedy
+COMBINATIONS = [(20, 0.95, 0.0), (-1, 0.9, 0.0), (64, 0.95, 0.0), (-1, 1.0, 0.05), (20, 0.8, 0.0)]
+RULE_CASES = {"vllm": RULES["vllm"], "sglang": RULES["sglang"], "sglang_min_p": SGLANG_WITH_MIN_P}
+
+
+@pytest.fixture(autouse=True)
+def fresh(fresh_hotfuse):
+    """No kernel failures recorded by an earlier test (tests/conftest.py)."""
+
+
+def half_masked_logits(rows, vocab, seed, dtype=torch.float32, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, vocab, generator=g) * scale
+    for r in range(rows):  # a different half of the vocabulary at -inf in each row
+        x[r, torch.randperm(vocab, generator=g)[: vocab // 2]] = float("-inf")
+    return x.to(dtype)
+
+
+def row_parameters(rows, combination, temperature, greedy_every=0):
+    k, p, q = combination
+    t = torch.full((rows,), temperature)
+    if greedy_every:
+        t[::greedy_every] = 0.0
+    return t, torch.full((rows,), k, dtype=torch.int32), torch.full((rows,), p), torch.full((rows,), q)
+
+
+def kernel_kept(logits, temperatures, thresholds, min_p):
+    """The kept set the kernel reports: finite x >= tau, and within min-p's depth below the largest logit."""
+    x = logits.float()
+    tau, top = thresholds[:, 0:1], thresholds[:, 1:2]
+    scale = 1.4426950408889634 / temperatures.float().reshape(-1, 1)
+    depth_limit = torch.where(min_p > 0, -torch.log2(min_p.clamp_min(1e-30)), float("inf")).reshape(-1, 1)
+    return (x > float("-inf")) & (x >= tau) & ((top - x) * scale <= depth_limit)
+
+
+def draw(logits, t, k, p, q, rule, seeds, tuning=SMALL_BUFFER):
+    thresholds = torch.full((logits.shape[0], 2), float("nan"))
+    assert filtered_unsupported_reason(logits, t, k, p, q, seeds) is None, "the kernel takes these inputs"
+    tokens = run_filtered_sample(logits, t, k, p, q, seeds, rule, tuning=tuning, thresholds=thresholds)
+    return tokens, thresholds
+
+
+def assert_kept_sets_equal(logits, t, k, p, q, rule, tuning=SMALL_BUFFER):
+    seeds = torch.arange(logits.shape[0], dtype=torch.int64) + 11
+    tokens, thresholds = draw(logits, t, k, p, q, rule, seeds, tuning)
+    greedy = t == 0
+    ref = kept_tokens_reference(logits, torch.where(greedy, 1.0, t), k, p, q, rule)
+    got = kernel_kept(logits, torch.where(greedy, 1.0, t), thresholds, q)
+    sampled = ~greedy
+    mismatch = (got != ref)[sampled].any(dim=-1)
+    assert not mismatch.any(), (f"rows {sampled.nonzero().flatten()[mismatch].tolist()} keep "
+                                f"{got[sampled][mismatch].sum(-1).tolist()} tokens, the reference "
+                                f"{ref[sampled][mismatch].sum(-1).tolist()}")
+    assert ref[sampled].gather(1, tokens[sampled].reshape(-1, 1)).all(), "a token outside the kept set was drawn"
+    first_max = logits.float().masked_fill(torch.isnan(logits), float("-inf")).argmax(dim=-1)
+    assert torch.equal(tokens[greedy], first_max[greedy]), "greedy rows must draw the first largest logit"
+    return ref
+
+
+@pytest.mark.parametrize("rule", list(RULE_CASES))
+@pytest.mark.parametrize("temperature", [0.01, 0.7, 2.0])
+@pytest.mark.parametrize("combination", COMBINATIONS)
+def test_the_kernel_keeps_what_the_rule_keeps(rule, temperature, combination):
+    rows = 8
+    greedy_every = 4 if combination == COMBINATIONS[-1] else 0
+    seed = COMBINATIONS.index(combination) * 100 + int(temperature * 10) * 10 + list(RULE_CASES).index(rule)
+    logits = half_masked_logits(rows, 1500, seed=seed)
+    t, k, p, q = row_parameters(rows, combination, temperature, greedy_every)
+    ref = assert_kept_sets_equal(logits, t, k, p, q, RULE_CASES[rule])
+    assert ref[t > 0].sum(-1).min() >= 1
+
+
+def test_off_values_mix_with_active_ones_in_one_batch():
+    rows = 12
+    logits = half_masked_logits(rows, 3000, seed=5, dtype=torch.float16)
+    g = torch.Generator().manual_seed(6)
+    t = torch.tensor([0.7, 0.0, 1.3, 0.01, 2.0, 0.9, 0.5, 0.0, 1.0, 0.7, 1.5, 0.3])
+    k = torch.tensor([20, -1, 0, 3000, 64, 1, -1, 20, 5, 100, -1, 40], dtype=torch.int32)
+    p = torch.tensor([0.95, 1.0, 0.8, 1.0, 1.0, 0.5, 0.99, 0.9, 1.0, 0.3, 0.95, 1.0])
+    q = torch.tensor([0.0, 0.1, 0.0, 0.2, 0.0, 0.0, 0.01, 0.0, 0.0, 0.05, 0.0, 0.0])
+    assert g is not None
+    for rule in RULE_CASES.values():
+        assert_kept_sets_equal(logits, t, k, p, q, rule)
+
+
+def test_rows_larger_than_the_buffer_and_the_default_buffer():
+    """Flat rows (T = 2, top-p 0.95 over 6000 tokens) keep thousands of tokens: the search bisects past the
+    64-token buffer, and the default 1024-token buffer takes the histogram's first cut."""
+    logits = half_masked_logits(3, 6000, seed=8, scale=1.0)
+    t, k, p, q = row_parameters(3, (-1, 0.95, 0.0), 2.0)
+    k[1], p[2] = 300, 0.6
+    ref = assert_kept_sets_equal(logits, t, k, p, q, RULES["vllm"])
+    assert ref.sum(-1).max() > 1024
+    assert_kept_sets_equal(logits[1:], t[1:], k[1:], p[1:], q[1:], RULES["sglang"], tuning=DEFAULT_TUNING)
+
+
+def test_ties_at_the_threshold_are_kept_whole():
+    g = torch.Generator().manual_seed(9)
+    logits = (torch.randn(6, 800, generator=g) * 4).round() / 2  # values on a 0.5 grid: many ties
+    t, k, p, q = row_parameters(6, (20, 0.9, 0.0), 0.8)
+    k[3:] = -1
+    ref = assert_kept_sets_equal(logits, t, k, p, q, RULES["vllm"])
+    assert_kept_sets_equal(logits, t, k, p, q, RULES["sglang"])
+    assert (ref[:3].sum(-1) > 20).any(), "some top-k boundary must fall inside a tie group"
+
+
+def test_greedy_rows_are_the_first_largest_logit_bit_for_bit():
+    logits = torch.randn(4, 5000)
+    logits[0, [17, 900, 4000]] = 9.0       # ties: the first one
+    logits[1, :] = float("-inf")
+    logits[1, 4321] = -1e30
+    logits[2, 10] = float("nan")           # NaN: masked, never the argmax
+    logits[3, :] = float("-inf")           # nothing left: token 0
+    t = torch.tensor([0.0, 0.0, 0.0, 0.7])
+    k = torch.tensor([20, -1, 5, 20], dtype=torch.int32)
+    p, q = torch.tensor([0.9, 1.0, 1.0, 0.9]), torch.zeros(4)
+    got = run_filtered_sample(logits, t, k, p, q, torch.arange(4), RULES["vllm"], tuning=SMALL_BUFFER)
+    expected = logits.masked_fill(torch.isnan(logits), float("-inf")).argmax(dim=-1)
+    assert got.tolist() == [17, 4321, expected[2].item(), 0]
+
+
+def test_a_row_without_filters_draws_what_temperature_sample_draws():
+    logits = torch.randn(5, 9000) * 2
+    logits[:, ::3] = float("-inf")
+    t = torch.tensor([0.5, 0.7, 1.0, 1.7, 3.0])
+    seeds = torch.tensor([3, 1 << 40, 77, 5, 123456789], dtype=torch.int64)
+    off = torch.full((5,), -1, dtype=torch.int32)
+    got = run_filtered_sample(logits, t, off, torch.ones(5), torch.zeros(5), seeds, RULES["vllm"])
+    assert torch.equal(got, temperature_sample(logits, t, seeds))
+
+
+def test_a_rows_token_depends_on_neither_its_batch_nor_its_position():
+    logits = half_masked_logits(6, 2500, seed=12)
+    t, k, p, q = row_parameters(6, (20, 0.95, 0.0), 0.9)
+    seeds = torch.arange(6, dtype=torch.int64) * 1000 + 1
+    together = run_filtered_sample(logits, t, k, p, q, seeds, RULES["vllm"], tuning=SMALL_BUFFER)
+    order = torch.tensor([4, 1, 5, 0])
+    apart = run_filtered_sample(logits[order], t[order], k[order], p[order], q[order], seeds[order], RULES["vllm"],
+                                tuning=SMALL_BUFFER)
+    assert torch.equal(apart, together[order])
+
+
+def test_nan_logits_are_never_drawn():
+    logits = torch.randn(3, 700)
+    logits[:, ::2] = float("nan")
+    t, k, p, q = row_parameters(3, (-1, 0.99, 0.0), 2.0)
+    for seed in range(4):
+        got = run_filtered_sample(logits, t, k, p, q, torch.arange(3) + 100 * seed, RULES["vllm"], tuning=SMALL_BUFFER)
+        assert (got % 2 == 1).all()
+
+
+def test_inputs_the_kernel_does_not_take_fall_back_to_the_reference():
+    logits = torch.randn(2, 300, dtype=torch.float64)
+    t, k, p, q = row_parameters(2, (5, 0.9, 0.0), 0.7)
+    assert filtered_unsupported_reason(logits, t, k, p, q, torch.zeros(2, dtype=torch.int64)) == "dtype=float64"
+    got = filtered_sample(logits, t, k, p, q, torch.zeros(2, dtype=torch.int64), "vllm")
+    ref = kept_tokens_reference(logits, t, k, p, q, "vllm")
+    assert ref.gather(1, got.reshape(-1, 1)).all()
+    with pytest.raises(ValueError, match="one value per row"):
+        filtered_sample(torch.randn(2, 10), t, k[:1], p, q, torch.zeros(2, dtype=torch.int64), "vllm")
+
+
+# ---- the draw: chi-square against the float64 reference distribution -----------------------------------------
+
+def chi_square_p_value(tokens, probs):
+    """p-value of the draws against probs (float64 [V]); cells with an expected count below 5 are pooled."""
+    n = tokens.numel()
+    observed = torch.bincount(tokens, minlength=probs.numel()).double()
+    expected = probs * n
+    big = expected >= 5
+    obs = torch.cat([observed[big], observed[~big].sum().reshape(1)])
+    exp = torch.cat([expected[big], expected[~big].sum().reshape(1)])
+    if exp[-1] < 5:  # fold the pooled remainder into the smallest cell
+        obs, exp = obs[:-1].clone(), exp[:-1].clone()
+        obs[exp.argmin()] += observed[~big].sum()
+        exp[exp.argmin()] += expected[~big].sum()
+    stat = ((obs - exp) ** 2 / exp).sum()
+    dof = max(1, exp.numel() - 1)
+    return torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64), stat / 2).item()
+
+
+def draws(row, t, k, p, q, rule, n, tuning=SMALL_BUFFER):
+    """n draws from one row: the row repeated n times with n seeds (a batch of identical rows)."""
+    logits = row.reshape(1, -1).expand(n, -1).contiguous()
+    full = lambda v, dt=torch.float32: torch.full((n,), v, dtype=dt)  # noqa: E731
+    seeds = torch.arange(n, dtype=torch.int64) * 7919 + 1
+    return run_filtered_sample(logits, full(t), full(k, torch.int32), full(p), full(q), seeds, rule, tuning=tuning)
+
+
+CHI_SQUARE_CASES = [
+    # (rule, (top_k, top_p, min_p), temperature, dtype)
+    ("vllm", (20, 0.95, 0.0), 0.7, torch.float32),
+    ("vllm", (-1, 0.9, 0.0), 2.0, torch.float32),
+    ("vllm", (64, 0.95, 0.0), 0.7, torch.float16),
+    ("vllm", (-1, 1.0, 0.05), 2.0, torch.float32),
+    ("vllm", (20, 0.8, 0.0), 0.01, torch.float32),
+    ("sglang", (20, 0.95, 0.0), 2.0, torch.float32),
+    ("sglang_min_p", (20, 0.8, 0.1), 0.7, torch.float32),
+]
+DRAWS = 600
+
+
+def chi_square_row(seed, dtype):
+    row = half_masked_logits(1, 400, seed=seed, dtype=dtype, scale=1.5)[0]
+    return row
+
+
+@pytest.mark.parametrize("rule, combination, temperature, dtype", CHI_SQUARE_CASES)
+def test_draws_follow_the_filtered_distribution(rule, combination, temperature, dtype):
+    row = chi_square_row(21, dtype)
+    k, p, q = combination
+    one = lambda v, dt=torch.float32: torch.tensor([v], dtype=dt)  # noqa: E731
+    probs = filtered_probs_reference(row.reshape(1, -1).double(), one(temperature, torch.float64),
+                                     one(k, torch.int32), one(p, torch.float64), one(q, torch.float64),
+                                     RULE_CASES[rule])[0].double()
+    tokens = draws(row, temperature, k, p, q, RULE_CASES[rule], DRAWS)
+    assert (probs[tokens] > 0).all(), "a filtered or masked token was drawn"
+    assert chi_square_p_value(tokens, probs) > 1e-3
+
+
+@pytest.mark.parametrize("wrong", ["top_k one larger", "top_k one smaller", "top_p 0.15 larger", "top_p 0.15 smaller"])
+def test_the_chi_square_test_fails_a_kernel_with_a_wrong_threshold(wrong):
+    """The same test, with the kernel run one threshold off: the draws must be rejected. A looser threshold draws
+    a token the reference filters; a tighter one draws only kept tokens, and the chi-square test must see it."""
+    row = chi_square_row(21, torch.float32)
+    k, p, q, temperature = (8, 0.95, 0.0, 2.0) if wrong.startswith("top_k") else (-1, 0.7, 0.0, 2.0)
+    one = lambda v, dt=torch.float32: torch.tensor([v], dtype=dt)  # noqa: E731
+    probs = filtered_probs_reference(row.reshape(1, -1).double(), one(temperature, torch.float64),
+                                     one(k, torch.int32), one(p, torch.float64), one(q, torch.float64),
+                                     RULES["vllm"])[0].double()
+    step = 1 if "larger" in wrong else -1
+    wrong_k, wrong_p = (k + step, p) if wrong.startswith("top_k") else (k, p + 0.15 * step)
+    tokens = draws(row, temperature, wrong_k, wrong_p, q, RULES["vllm"], DRAWS)
+    outside = not (probs[tokens] > 0).all()
+    if "smaller" in wrong:
+        assert not outside, "a tighter threshold draws only kept tokens: the chi-square test alone must see it"
+    assert outside or chi_square_p_value(tokens, probs) <= 1e-3
