@@ -158,8 +158,7 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     forward = FORWARD_0522 if release >= (0, 5, 22) else FORWARD_0511
     return AdapterPlan(
         State.ACTIVE,
-        "temperature+sample in one pass; top-k/top-p/min-p: the filtered kernel (CPU until verified on a GPU), else "
-        "temperature+softmax",
+        "temperature+sample in one pass (no top-k/top-p/min-p), temperature+softmax kernel otherwise",
         ((forward, fused_forward),),
         requires=(PREPROCESS, SAMPLE_FROM_PROBS, SYNC_TP),
     )

@@ -285,10 +285,8 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     sample_random = V2_SAMPLE_RANDOM_033 if release >= (0, 33) else V2_SAMPLE_RANDOM_032
     return AdapterPlan(
         State.ACTIVE,
-        "V1 runner: temperature + sample in one pass; min-p/top-k/top-p and mixed greedy rows: the filtered kernel "
-        "(CPU until verified on a GPU); "
-        "V2 runner, when only a temperature applies: the temperature inside vLLM's own Gumbel kernel (no fp32 "
-        "copy, no temperature launch)",
+        "when only a temperature applies: V1 runner, temperature + sample in one pass; V2 runner, the temperature "
+        "inside vLLM's own Gumbel kernel (no fp32 copy, no temperature launch)",
         ((SAMPLE, fused_sample), (V2_SAMPLE, _v2_sampler(_needs_processors)), (V2_ADD_REQUEST, add_request_v2)),
         requires=(V2_CALL, V2_APPLY_SAMPLING_PARAMS, sample_random, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE),
     )

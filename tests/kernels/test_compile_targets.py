@@ -21,7 +21,8 @@ SCRIPT = pathlib.Path(__file__).with_name("compile_targets.py")
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENGINE_TRITONS = re.findall(r"^triton==(\S+)", (ROOT / "ci" / "triton-overlays.txt").read_text(), re.M)
 OTHER_GPUS = {"softmax_partials", "softmax_normalize", "sample", "sample_combine", "gemma4_route_tile",
-              "gemma4_route_lanes", "topk_postprocess", "gather_rows"}
+              "gemma4_route_lanes", "topk_postprocess", "gather_rows", "filtered_sample_vllm",
+              "filtered_sample_sglang_bf16"}
 
 
 @pytest.fixture(scope="module", params=["venv"] + ENGINE_TRITONS)
