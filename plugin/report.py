@@ -72,13 +72,19 @@ def process_doc(state) -> dict:
     return doc
 
 
+_WRITE_LOCK = threading.Lock()
+
+
 def _write(path: str, state) -> None:
+    """Replace `path` atomically. The report thread and the exit flush may both write (and a forked child
+    inherits the exit flush): each writer has its own temporary file, so a reader never sees two interleaved."""
     doc = process_doc(state)
     doc["written_at"] = time.time()
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with _WRITE_LOCK:
+        with open(tmp, "w") as fh:
+            json.dump(doc, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
 
 
 def _report_dir(state) -> str | None:
@@ -117,7 +123,11 @@ def publish(state) -> None:
         path = os.path.join(directory, f"{state.engine}-{os.getpid()}.json")
         _write(path, state)
 
+    owner = os.getpid()
+
     def refresh() -> None:
+        if os.getpid() != owner:   # a forked child runs the exit flush it inherited: its report is its own
+            return
         if path:
             _write(path, state)
         if exporter is not None:

@@ -67,3 +67,44 @@ def test_single_registry_collector_reads_every_process_report(tmp_path):
     fused = scrape_lines(generate_latest(registry).decode(), "hotfuse_fused_calls_total")
     assert sorted(fused.values()) == [1.0, 7.0]
     assert any('process="VLLM::Worker 77"' in k for k in fused)
+
+
+def test_report_writers_in_one_process_never_interleave(tmp_path, monkeypatch):
+    """The report thread and the exit flush can write the same report at once (CI once read `...}}` from a
+    vLLM worker's report): every read must parse, and no writer may fail."""
+    import threading
+
+    from hotfuse import report
+
+    sizes = iter(range(10**9))
+    monkeypatch.setattr(report, "process_doc", lambda state: {"pad": "x" * (next(sizes) % 97)})
+    path = str(tmp_path / "vllm-1.json")
+    report._write(path, None)
+    errors, stop = [], threading.Event()
+
+    def writer():
+        try:
+            for _ in range(300):
+                report._write(path, None)
+        except Exception as exc:  # noqa: BLE001 - the test reports what any writer raised
+            errors.append(repr(exc))
+
+    def reader():
+        while not stop.is_set():
+            with open(path) as fh:
+                try:
+                    json.load(fh)
+                except ValueError as exc:
+                    errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    watcher.join()
+    assert errors == []
+    assert sorted(os.listdir(tmp_path)) == ["vllm-1.json"]
