@@ -43,11 +43,17 @@ from hotfuse.adapters import AdapterPlan, first_call
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.sampling import warm_up
+from hotfuse.kernels.sampling.filtered import VERIFIED_ON_CUDA
 from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P
 from hotfuse.registry import State
 from hotfuse.targets import Target
 
 FUSION = "sampler"
+DESCRIPTION = ("temperature + sample in one launch; with top-k, top-p, min-p or greedy rows, one exact filtered launch "
+               "under the sampling backend's rule")
+if not VERIFIED_ON_CUDA:
+    DESCRIPTION += (" (on CPU only until it is verified on a GPU: CUDA keeps the temperature+softmax kernel and "
+                    "SGLang's own sampling there)")
 _MODULE = "sglang.srt.layers.sampler"
 _FORWARD_PARAMS = ("self", "logits_output", "sampling_info", "return_logprob", "top_logprobs_nums",
                    "token_ids_logprobs", "positions")
@@ -158,7 +164,7 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
     forward = FORWARD_0522 if release >= (0, 5, 22) else FORWARD_0511
     return AdapterPlan(
         State.ACTIVE,
-        "temperature+sample in one pass (no top-k/top-p/min-p), temperature+softmax kernel otherwise",
+        DESCRIPTION,
         ((forward, fused_forward),),
         requires=(PREPROCESS, SAMPLE_FROM_PROBS, SYNC_TP),
     )

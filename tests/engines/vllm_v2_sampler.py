@@ -45,12 +45,13 @@ load_general_plugins()  # runs hotfuse's vllm.general_plugins entry point, as ev
 from vllm.config import VllmConfig  # noqa: E402
 from vllm.sampling_params import SamplingParams  # noqa: E402
 from vllm.v1.worker.gpu.input_batch import InputBatch, InputBuffers  # noqa: E402
-from vllm.v1.worker.gpu.sample.gumbel import gumbel_sample  # noqa: E402
 from vllm.v1.worker.gpu.sample.logits_processor import LogitsProcessor, LogitsProcRequestState  # noqa: E402
 from vllm.v1.worker.gpu.sample.sampler import Sampler  # noqa: E402
 from vllm.v1.worker.gpu.states import RequestState  # noqa: E402
 
 from hotfuse import counters, runtime  # noqa: E402
+from hotfuse.kernels.sampling import position_keyed_seeds, run_filtered_sample, temperature_sample  # noqa: E402
+from hotfuse.kernels.sampling.filters import RULES, kept_tokens_reference  # noqa: E402
 from hotfuse.releases import parse_release  # noqa: E402
 
 VOCAB = 2500          # three blocks of vLLM's 1024-wide Gumbel kernel, the last one partial
@@ -97,6 +98,9 @@ def sp(**kw) -> SamplingParams:
 
 TEMPERATURES = [sp(temperature=0.7), sp(temperature=1.3), sp(temperature=0.0), sp(temperature=0.5, seed=7),
                 sp(temperature=2.0), sp(temperature=1.0), sp(temperature=0.9, seed=123), sp(temperature=0.35)]
+SAMPLED_ONLY = [p for p in TEMPERATURES if p.temperature != 0.0]
+QWEN3 = dict(temperature=0.6, top_k=20, top_p=0.95)  # the generation_config.json defaults of these models
+LLAMA3 = dict(temperature=0.6, top_p=0.9)
 
 
 def with_first(**kw) -> list[SamplingParams]:
@@ -105,25 +109,33 @@ def with_first(**kw) -> list[SamplingParams]:
 
 
 CASES = {
-    "temperature-fp32": dict(params=TEMPERATURES),
-    "temperature-fp16": dict(params=TEMPERATURES, dtype=torch.float16),
-    "temperature-bf16": dict(params=TEMPERATURES, dtype=torch.bfloat16),
+    # drawn by hotfuse's kernels
+    "temperature-all-sampled": dict(params=SAMPLED_ONLY),
+    "temperature-with-greedy-fp32": dict(params=TEMPERATURES),
+    "temperature-with-greedy-reversed": dict(params=TEMPERATURES, reverse=True),
+    "temperature-with-greedy-fp16": dict(params=TEMPERATURES, dtype=torch.float16),
     "temperature-raw-logprobs": dict(params=[sp(temperature=t, logprobs=3) for t in (0.7, 1.3, 0.0, 0.5)]),
     "temperature-custom-processor-declines": dict(params=TEMPERATURES, processors=(ForceToken42,)),
-    "temperature-fp64-gumbel": dict(params=TEMPERATURES, use_fp64_gumbel=True),
+    "greedy-and-temperature-1": dict(params=[sp(temperature=0.0), sp(temperature=1.0), sp(temperature=0.0, seed=3)]),
     "top-k": dict(params=with_first(top_k=20)),
     "top-p": dict(params=with_first(top_p=0.8)),
     "min-p": dict(params=with_first(min_p=0.2)),
+    "top-k-1": dict(params=with_first(top_k=1)),
+    "qwen3-defaults": dict(params=[sp(**QWEN3) for _ in range(6)]),
+    "llama3-defaults": dict(params=[sp(**LLAMA3) for _ in range(6)]),
+    "qwen3-defaults-with-greedy": dict(params=[sp(**QWEN3), sp(temperature=0.0), sp(**QWEN3, seed=5), sp(**QWEN3)]),
+    "slot-reused-after-penalties": dict(params=with_first(repetition_penalty=1.5), reuse_first=sp(temperature=0.7)),
+    # vLLM's own sample
+    "temperature-bf16": dict(params=TEMPERATURES, dtype=torch.bfloat16),
+    "temperature-fp64-gumbel": dict(params=TEMPERATURES, use_fp64_gumbel=True),
+    "all-greedy": dict(params=[sp(temperature=0.0), sp(temperature=0.0, seed=9)]),
     "penalties": dict(params=with_first(repetition_penalty=1.5, frequency_penalty=0.5)),
     "logit-bias": dict(params=with_first(logit_bias={3: 40.0})),
     "bad-words": dict(params=[sp(temperature=0.7, _bad_words_token_ids=[[5], [6, 7]])] + TEMPERATURES[1:]),
     "custom-processor-needed": dict(params=with_first(extra_args={"force": 1}), processors=(ForceToken42,)),
     "processed-logprobs": dict(params=[sp(temperature=t, logprobs=3) for t in (0.7, 1.3, 0.0, 0.5)],
                                logprobs_mode="processed_logprobs"),
-    "greedy-and-temperature-1": dict(params=[sp(temperature=0.0), sp(temperature=1.0), sp(temperature=0.0, seed=3)]),
     "subclass": dict(params=TEMPERATURES, cls=PlainSubclass),
-    # the slot of a penalties request, freed and given to a temperature-only request
-    "slot-reused-after-penalties": dict(params=with_first(repetition_penalty=1.5), reuse_first=sp(temperature=0.7)),
     # a sampler whose requests were added before hotfuse patched add_request (no per-request record of its own)
     "requests-added-before-the-patch": dict(params=TEMPERATURES, forget_record=True),
 }
@@ -154,10 +166,10 @@ def build(params, logprobs_mode="raw_logprobs", processors=(), use_fp64_gumbel=F
     return sampler, np.array(slots)
 
 
-def batch_for(slots: np.ndarray) -> InputBatch:
+def batch_for(slots: np.ndarray, positions: torch.Tensor) -> InputBatch:
     n = len(slots)
     batch = InputBatch.make_dummy(n, n, InputBuffers(SLOTS, 64, CPU))
-    batch.positions[:n] = torch.arange(n) + 4
+    batch.positions[:n] = positions
     mapping = torch.from_numpy(slots).to(torch.int64)
     return dataclasses.replace(batch, idx_mapping=mapping, idx_mapping_np=slots, expanded_idx_mapping=mapping)
 
@@ -173,33 +185,68 @@ def counter_delta(before: dict, after: dict) -> dict:
     return {"fused": after["fused"] - before["fused"], "fallbacks": fallbacks}
 
 
-def run_case(params, dtype=torch.float32, **build_kw) -> dict:
-    sampler, slots = build(params, **build_kw)
-    logits = logits_for(len(params), dtype)
+def row_parameters(sampler, slots):
+    """vLLM's own per-row sampling parameters and seeds (its host copies), as the kernels take them."""
+    states = sampler.sampling_states
+    return (torch.from_numpy(states.temperature.np[slots].copy()), torch.from_numpy(states.top_k.np[slots].copy()),
+            torch.from_numpy(states.top_p.np[slots].copy()), torch.from_numpy(states.min_p.np[slots].copy()),
+            torch.from_numpy(states.seeds.np[slots].copy()))
+
+
+def what_hotfuse_draws(logits, sampler, slots, positions) -> dict:
+    """The tokens hotfuse's filtered kernel draws for these rows when called directly with vLLM's parameters and
+    position-keyed seeds (a row without filters draws there what temperature_sample draws), and whether each token
+    is allowed by the torch reference of vLLM's rule (sampled rows) or is the first largest logit (greedy rows)."""
+    t, k, p, q, seeds = row_parameters(sampler, slots)
+    keys = position_keyed_seeds(seeds, positions)
+    direct = run_filtered_sample(logits, t, k, p, q, keys, RULES["vllm"])
+    greedy = t == 0
+    kept = kept_tokens_reference(logits, torch.where(greedy, 1.0, t), k, p, q, RULES["vllm"])
+    return {"direct": direct.tolist(),
+            "allowed": [bool(logits[i].float().argmax() == tok) if greedy[i] else bool(kept[i, tok])
+                        for i, tok in enumerate(direct.tolist())],
+            "kept_sizes": kept.sum(-1).tolist()}
+
+
+def run_case(params, dtype=torch.float32, reverse=False, **build_kw) -> dict:
+    """One batch through the sampler. reverse: the same requests, logits and positions in the opposite order (so in
+    other request slots, and the requests without a seed get other random seeds from vLLM); results come back in
+    the order of `params`."""
+    n = len(params)
+    order = list(range(n))[::-1] if reverse else list(range(n))
+    sampler, slots = build([params[i] for i in order], **build_kw)
+    logits = logits_for(n, dtype)[order].contiguous()
+    positions = (torch.arange(n) + 4)[order]
     given = logits.clone()
     before = counters.snapshot()["sampler"]
-    out = sampler(logits, batch_for(slots))
+    out = sampler(logits, batch_for(slots, positions))
     lp = out.logprobs_tensors
-    return {
-        "tokens": out.sampled_token_ids.view(-1).tolist(),
+    counts = counter_delta(before, counters.snapshot()["sampler"])
+    tokens = out.sampled_token_ids.view(-1).tolist()
+    back = {j: i for i, j in enumerate(order)}  # position in the batch of params[j]
+    result = {
+        "tokens": [tokens[back[j]] for j in range(n)],
         "logprobs": None if lp is None else lp.logprobs.tolist(),
         "logprob_ids": None if lp is None else lp.logprob_token_ids.tolist(),
-        "counters": counter_delta(before, counters.snapshot()["sampler"]),
+        "counters": counts,
         "logits_untouched": bool(torch.equal(logits, given)),
         "needs_logits_processing": sampler.needs_logits_processing.tolist(),
     }
+    if counts["fused"]:
+        hotfuse = what_hotfuse_draws(logits, sampler, slots, positions)
+        result["hotfuse"] = {key: [value[back[j]] for j in range(n)] for key, value in hotfuse.items()}
+    return result
 
 
 def tokens_without_temperature() -> list[int]:
-    """The temperature batch sampled from its raw logits by vLLM's kernel with the temperature left out: shows that
-    the temperature changes the tokens of this input, so equal tokens elsewhere are evidence, not luck."""
+    """The temperature batch drawn by hotfuse's kernel from its raw logits with the same keys and the temperatures
+    left out (1 everywhere): shows that the temperature changes the tokens of this input, so the tokens the
+    adapter draws being those of the kernel with vLLM's temperatures is evidence, not luck."""
     sampler, slots = build(TEMPERATURES)
-    batch = batch_for(slots)
-    states = sampler.sampling_states
-    sampled = gumbel_sample(logits_for(len(slots)), batch.expanded_idx_mapping, states.temperature.gpu,
-                            states.seeds.gpu, batch.positions[batch.logits_indices], apply_temperature=False,
-                            is_drafting=False)
-    return sampled.tolist()
+    n = len(slots)
+    *_, seeds = row_parameters(sampler, slots)
+    keys = position_keyed_seeds(seeds, torch.arange(n) + 4)
+    return temperature_sample(logits_for(n), torch.ones(n), keys).tolist()
 
 
 state = runtime.loaded_state("vllm")

@@ -367,3 +367,20 @@ def test_dependent_launches_that_cannot_run_here_fall_back_to_plain_launches(mon
     seeds = torch.arange(3, dtype=torch.int64)
     assert torch.equal(temperature_sample(logits, temps, seeds),
                        temperature_sample(logits, temps, seeds, tuning=replace(DEFAULT_TUNING, entry_wait=frozenset())))
+
+
+def test_position_keyed_seeds_depend_only_on_the_request_seed_and_the_position():
+    from hotfuse.kernels.sampling import MAX_POSITION, position_keyed_seeds
+
+    seeds = torch.tensor([7, 7, 7, -(1 << 63), (1 << 63) - 1, 123], dtype=torch.int64)
+    positions = torch.tensor([0, 1, MAX_POSITION - 1, 5, 5, 0], dtype=torch.int64)
+    keys = position_keyed_seeds(seeds, positions)
+    assert keys.dtype == torch.int64 and keys.tolist()[0] == 7 and keys.tolist()[5] == 123  # position 0: the seed
+    # the same (seed, position) in another batch, another order: the same key
+    again = position_keyed_seeds(seeds.flip(0), positions.flip(0)).flip(0)
+    assert torch.equal(keys, again)
+    # every position of one request gets its own key, including the largest position taken (no int64 overflow)
+    positions = torch.arange(0, MAX_POSITION, MAX_POSITION // 4096, dtype=torch.int64)
+    one_request = position_keyed_seeds(torch.full_like(positions, -12345), positions)
+    assert one_request.unique().numel() == positions.numel()
+    assert ((one_request ^ -12345) // positions.clamp_min(1) == torch.where(positions > 0, 0x9E3779B9, 0)).all()

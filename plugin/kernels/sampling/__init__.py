@@ -11,6 +11,9 @@ filtered_sample(logits [B, V], temperatures, top_k, top_p, min_p, seeds, rule) -
     engine's rule (filters.RULES), renormalised; temperature 0 is greedy (the first largest logit), "off" values
     (k <= 0 or >= V, p >= 1, min-p <= 0) mix freely with active ones. No probabilities written, no sort of the
     vocabulary (filtered.py). Deterministic for given seeds; a row with no filter draws what temperature_sample does.
+position_keyed_seeds(request_seeds [B] int64, positions [B]) -> seeds [B] int64
+    one Philox key per (request seed, token position): the noise of a seeded request's n-th token depends on
+    nothing else, so the request draws the same tokens in any batch, on any replay.
 
 Each public function takes the kernels' path for inputs they handle (`unsupported_reason` is None) and the torch
 reference for the rest. `run_temperature_softmax` / `run_temperature_sample` are the kernels alone, for callers
@@ -34,9 +37,9 @@ from hotfuse.kernels.sampling.filters import RULES, FilterRule, filtered_sample_
 from hotfuse.kernels.sampling.race import launch_cluster_race, launch_sample
 from hotfuse.kernels.sampling.softmax import launch_softmax
 
-__all__ = ["DEFAULT_TUNING", "RULES", "FilterRule", "Tuning", "filtered_sample", "filtered_sample_reference",
-           "filtered_unsupported_reason", "run_filtered_sample", "run_temperature_sample", "run_temperature_softmax",
-           "temperature_sample", "temperature_sample_reference", "temperature_softmax",
+__all__ = ["DEFAULT_TUNING", "FilterRule", "RULES", "Tuning", "filtered_sample", "filtered_sample_reference",
+           "filtered_unsupported_reason", "position_keyed_seeds", "run_filtered_sample", "run_temperature_sample",
+           "run_temperature_softmax", "temperature_sample", "temperature_sample_reference", "temperature_softmax",
            "temperature_softmax_reference", "unsupported_reason", "warm_up"]
 
 
@@ -219,6 +222,21 @@ def filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top_k: tor
         generator.manual_seed(int(seeds.reshape(-1)[0]) if seeds.numel() else 0)
         return filtered_sample_reference(logits, temperatures, top_k, top_p, min_p, rule, generator)
     return run_filtered_sample(logits, temperatures, top_k, top_p, min_p, seeds, rule, tuning=tuning)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# keys
+# ---------------------------------------------------------------------------------------------------------------
+
+POSITION_STRIDE = 0x9E3779B9  # odd, 32 bits: position * stride spreads over both 32-bit halves of the Philox key
+MAX_POSITION = 1 << 31        # below it, position * stride fits in an int64 without overflow
+
+
+def position_keyed_seeds(request_seeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """int64 [B]: the Philox key of each row, request_seed XOR position * POSITION_STRIDE. Distinct positions of
+    one request get distinct keys, and a key depends only on its request's seed and its token's position. Device
+    ops only (CUDA-graph safe); positions must lie in [0, MAX_POSITION)."""
+    return torch.bitwise_xor(request_seeds.to(torch.int64), positions.to(torch.int64) * POSITION_STRIDE)
 
 
 # ---------------------------------------------------------------------------------------------------------------
