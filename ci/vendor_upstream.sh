@@ -40,4 +40,7 @@ for n in keep:
     out += lines[start - 1:n.end_lineno] + ["", ""]
 print("\n".join(out))
 ' > .upstream/vllm_gemma4_routing.py
+# vLLM's V2-runner sampling kernels (temperature, min-p, Triton top-k/top-p mask, Gumbel) and its torch sort path,
+# for tools/filtered_sampling_baseline.py.
+python3 ci/vendor_vllm_sampling.py "$vl" .upstream >/dev/null
 echo "vendored into .upstream/: $(ls .upstream | tr '\n' ' ')"

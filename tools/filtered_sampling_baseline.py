@@ -13,15 +13,21 @@ FlashInfer and SGLang, CUDA events around calls for the references, which sync w
   `min_p_sampling_from_probs` after top-k / top-p renormalisation;
 - `sglang`: SGLang 0.5.23's path: `div_`, softmax, then FlashInfer `top_k_top_p_sampling_from_probs(...,
   filter_apply_order="joint")`, or with min-p `top_k_renorm_prob`, `top_p_renorm_prob`, `min_p_sampling_from_probs`;
+- `vllm`: vLLM 0.34's V2-runner path when FlashInfer is not used (greedy rows, seeded requests, or no FlashInfer):
+  fp32 copy, its temperature kernel, its min-p kernel, its Triton top-k/top-p mask, its Gumbel-max kernel;
+  `vllm_torch`: the same with its torch sort path for top-k/top-p. Vendored from the vLLM 0.34 wheel by
+  ci/vendor_upstream.sh into .upstream/ (carry it to the device machine); left out when .upstream has no copy;
 - `compile`: torch.compile of hotfuse's vLLM-rule reference (sort-based), `eager`: the same uncompiled;
 - `hotfuse_filtered`: hotfuse's filtered kernel under vLLM's rule (`filtered_sample`), and `hotfuse_filtered_sglang`
   under SGLang's (joint top-k/top-p, or with min-p top-k, top-p, min-p in turn).
 Greedy rows (1 in 4 in the last parameter set) are drawn by FlashInfer with top_k = 1.
 """
 
+import importlib.util
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -75,6 +81,52 @@ def flashinfer_variants(fi, logits, temps, k, p, m, params):
     return {"flashinfer": vllm_route, "sglang": sglang_route}
 
 
+UPSTREAM = Path(__file__).resolve().parents[1] / ".upstream"
+
+
+def vllm_kernels():
+    """vLLM's vendored sampling modules (ci/vendor_vllm_sampling.py), or None when .upstream has none."""
+    modules = {}
+    for name in ("vllm_gumbel", "vllm_min_p", "vllm_topk_topp"):
+        path = UPSTREAM / f"{name}.py"
+        if not path.is_file():
+            return None
+        spec = importlib.util.spec_from_file_location(f"vendored_{name}", path)
+        modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[name])
+    return modules
+
+
+def vllm_variants(vk, logits, temps, k, p, m, params):
+    """vLLM 0.34's V2 `Sampler.sample` without FlashInfer, step by step with its own kernels: the batch's requests
+    in slots 0..B-1, one logit row each."""
+    top_k, top_p, min_p, greedy_every = params
+    b = logits.shape[0]
+    slots = torch.arange(b, dtype=torch.int64, device=logits.device)
+    seeds = torch.arange(b, dtype=torch.int64, device=logits.device) * 7919 + 1
+    positions = torch.full((b,), 100, dtype=torch.int64, device=logits.device)
+    k_arg = k if top_k > 0 else None
+    p_arg = p if top_p < 1 else None
+    has_topp_only_rows = p_arg is not None and k_arg is None
+
+    def route(mask):
+        def run():
+            x = torch.empty_like(logits, dtype=torch.float32).copy_(logits)
+            vk["vllm_gumbel"].apply_temperature(x, slots, temps)
+            if min_p > 0:
+                vk["vllm_min_p"].apply_min_p(x, slots, m)
+            if k_arg is not None or p_arg is not None:
+                x = mask(x)
+            return vk["vllm_gumbel"].gumbel_sample(x, slots, temps, seeds, positions, apply_temperature=False,
+                                                   is_drafting=False)
+        return run
+
+    topk_topp = vk["vllm_topk_topp"]
+    return {"vllm": route(lambda x: topk_topp.apply_top_k_top_p_triton(x, k_arg, p_arg,
+                                                                       has_topp_only_rows=has_topp_only_rows)),
+            "vllm_torch": route(lambda x: topk_topp.apply_top_k_top_p_pytorch(x, k_arg, p_arg))}
+
+
 def timed(fn, capturable=True):
     """µs per call: CUDA-graph replays, or CUDA events around eager calls for a call that syncs with the host
     (the references: a failed capture would leave the CUDA generator unusable for the rest of the run)."""
@@ -101,12 +153,16 @@ def main(out_dir, *args):
           f"copy {bandwidth / 1e9:.0f} GB/s", flush=True)
     eager = filtered_sample_reference
     compiled = torch.compile(filtered_sample_reference, dynamic=True)  # one compile for every shape
+    vk = vllm_kernels()
+    print("vLLM's kernels:", "vendored from .upstream" if vk else "not found in .upstream (left out)", flush=True)
     rows = []
     for b, v in (QUICK if "--quick" in args else SHAPES):
         for params in PARAMETERS:
             logits, temps, k, p, m = batch(b, v, params, device)
             top_k, top_p, min_p, greedy_every = params
             variants = flashinfer_variants(fi, logits, temps, k, p, m, params)
+            if vk is not None:
+                variants.update(vllm_variants(vk, logits, temps, k, p, m, params))
             seeds = torch.randint(0, 1 << 62, (b,), dtype=torch.int64, device=device)
             sglang_rule = SGLANG_WITH_MIN_P if min_p > 0 else RULES["sglang"]
             variants["hotfuse_filtered"] = lambda: run_filtered_sample(logits, temps, k, p, m, seeds, RULES["vllm"])
@@ -119,12 +175,18 @@ def main(out_dir, *args):
             greedy = temps == 0
             membership = {}
             for name, rule in (("flashinfer", "vllm"), ("sglang", "sglang"), ("hotfuse_filtered", "vllm"),
-                               ("hotfuse_filtered_sglang", "sglang")):
+                               ("hotfuse_filtered_sglang", "sglang"), ("vllm", "vllm"), ("vllm_torch", "vllm")):
+                if name not in variants:
+                    continue
                 ok = True
-                for _ in range(8):
-                    tokens = variants[name]().long()
-                    inside = kept[rule].gather(1, tokens[:, None]).squeeze(1)
-                    ok &= bool((inside | greedy).all())
+                try:
+                    for _ in range(8):
+                        tokens = variants[name]().long()
+                        inside = kept[rule].gather(1, tokens[:, None]).squeeze(1)
+                        ok &= bool((inside | greedy).all())
+                except Exception as exc:  # timed below, where the error is recorded
+                    ok = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    torch.cuda.synchronize()
                 membership[name] = ok
             if "--no-reference" not in args:  # the references take milliseconds a call: a long run
                 variants["eager"] = lambda: eager(logits, temps, k, p, m, "vllm")
