@@ -22,6 +22,7 @@ upstream=()
 [[ -f .upstream/sglang_gather_spec_extras.py ]] && upstream+=(--upstream sglang_spec_gather=.upstream/sglang_gather_spec_extras.py)
 [[ -f .upstream/sglang_static_quant_fp8.py ]] && upstream+=(--upstream sglang_fp8_quant=.upstream/sglang_static_quant_fp8.py)
 [[ -f .upstream/vllm_gemma4_routing.py ]] && upstream+=(--upstream vllm_gemma4=.upstream/vllm_gemma4_routing.py)
+[[ -f .upstream/vllm_topk_topp.py ]] && upstream+=(--upstream vllm_sampling=.upstream)  # ci/vendor_vllm_sampling.py
 python3 -m hotfuse.cli bench --out "$out" "${upstream[@]}" "$@" 2>&1 | tee "$out/bench.log" | tail -n 60
 bench_rc=${PIPESTATUS[0]}
 echo "gpu tests rc=$tests_rc bench rc=$bench_rc"

@@ -142,7 +142,7 @@ def _bench(args) -> int:
 
     upstream = dict(item.split("=", 1) for item in args.upstream)
     fusions = args.fusion or list(BENCH_MODULES)
-    doc = run(fusions, args.out, upstream, quick=args.quick)
+    doc = run(fusions, args.out, upstream, quick=args.quick, skip_variants=set(args.skip_variant))
     return 0 if all(c["ok"] for c in doc["checks"]) else 1
 
 
@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream", action="append", default=[], metavar="NAME=PATH",
                    help="engine kernel source file to time side by side, e.g. sglang_sampler=.upstream/x.py")
     p.add_argument("--quick", action="store_true", help="small shapes only")
+    p.add_argument("--skip-variant", action="append", default=[], metavar="NAME",
+                   help="leave this variant untimed (repeatable), e.g. compile where inductor takes long")
     p.set_defaults(func=_bench)
     p = sub.add_parser("verify", help="every kernel against its torch reference on this machine's device")
     p.add_argument("--json", action="store_true")

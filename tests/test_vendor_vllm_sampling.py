@@ -114,3 +114,14 @@ def test_temperature_min_p_and_gumbel_kernels(vendored):
     again = vendored["vllm_gumbel"].gumbel_sample(x, slots, temperature, seeds, positions, apply_temperature=False,
                                                   is_drafting=False)
     assert torch.equal(tokens, again)  # keyed by seed and position
+
+
+def test_the_benchs_vllm_route_draws_what_vllms_rule_keeps(vendored):
+    """hotfuse bench's `vllm_torch` variant (vLLM's temperature, min-p, torch top-k/top-p and Gumbel kernels in
+    vLLM's order) on CPU: every token it draws is one vLLM's rule keeps, at every bench parameter set."""
+    from hotfuse.bench.filtered_sampling import PARAMETERS, batch, draws_off_rule, vllm_variants
+
+    for params in PARAMETERS:
+        logits, temps, k, p, m = batch(8, VOCAB, params, torch.device("cpu"))
+        route = vllm_variants(vendored, logits, temps, k, p, m, params)["vllm_torch"]
+        assert draws_off_rule(lambda i: route(), logits, temps, k, p, m, RULES["vllm"], draws=2) == 0, params

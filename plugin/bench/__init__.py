@@ -12,7 +12,10 @@ On a CPU the timings would mean nothing: the harness says so and runs only the c
 (every variant's output against the fusion's reference).
 
 Row conventions: `fusion` is the registry name; `variant` as above; `shape` a dict
-({B, V} sampler, {T, E, K} router, {T} top-k post-process and QK-norm, {B} spec gather).
+({B, V} sampler, {B, V, top_k, top_p, min_p, greedy} the sampler's filtered sampling, {T, E, K} router, {T} top-k
+post-process and QK-norm, {B} spec gather). bench.json is rewritten after every case (`complete` turns true at
+the end), so a run cut short by a time limit keeps what it measured; bench.md has one table per fusion and shape
+kind.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ import torch
 
 CALLS = 20
 REPLAYS = 30
-# fusion -> "module" (its cases()) or "module:function"
+# fusion -> its case builders: "module" (its cases()) or "module:function", one or a tuple of them
 BENCH_MODULES = {
-    "sampler": "hotfuse.bench.sampler",
+    "sampler": ("hotfuse.bench.sampler", "hotfuse.bench.filtered_sampling"),
     "gemma4_router": "hotfuse.bench.gemma4_router",
     "topk_postprocess": "hotfuse.bench.moe_postprocess:topk_postprocess_cases",
     "spec_gather": "hotfuse.bench.moe_postprocess:spec_gather_cases",
@@ -125,9 +128,11 @@ def time_host(fn: Callable[[], Any], calls: int = 200) -> float:
 def load_cases(fusions: list[str], device: torch.device, upstream: dict[str, str], quick: bool) -> list[Case]:
     cases = []
     for name in fusions:
-        module_name, _, function = BENCH_MODULES[name].partition(":")
-        make = getattr(importlib.import_module(module_name), function or "cases")
-        cases.extend(make(device, upstream, quick))
+        builders = BENCH_MODULES[name]
+        for builder in (builders,) if isinstance(builders, str) else builders:
+            module_name, _, function = builder.partition(":")
+            make = getattr(importlib.import_module(module_name), function or "cases")
+            cases.extend(make(device, upstream, quick))
     return cases
 
 
@@ -145,7 +150,8 @@ def environment(device: torch.device) -> dict:
     return env
 
 
-def run(fusions: list[str], out_dir: str, upstream: dict[str, str], quick: bool = False) -> dict:
+def run(fusions: list[str], out_dir: str, upstream: dict[str, str], quick: bool = False,
+        skip_variants: set[str] = frozenset()) -> dict:
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     env = environment(device)
@@ -157,6 +163,11 @@ def run(fusions: list[str], out_dir: str, upstream: dict[str, str], quick: bool 
         log(f"device-to-device copy: {bandwidth / 1e12:.2f} TB/s (bytes read + written)")
     cases = load_cases(fusions, device, upstream, quick or not cuda)
     rows, checks = [], []
+    doc = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **env,
+           "copy_bandwidth_GBps": bandwidth / 1e9 if bandwidth else None,
+           "calls_per_graph": CALLS, "replays": REPLAYS, "complete": False, "rows": rows, "checks": checks}
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, "bench.json")
     for i, case in enumerate(cases, 1):
         label = f"[{i}/{len(cases)}] {case.fusion} {case.shape}"
         if case.check is not None:
@@ -167,11 +178,12 @@ def run(fusions: list[str], out_dir: str, upstream: dict[str, str], quick: bool 
             log(f"{label}: check max error {err:.3g} (tolerance {case.tolerance:g}) {'ok' if ok else 'FAILED'}")
         if not cuda:
             continue
-        for variant in case.variants:
+        for variant in (v for v in case.variants if v.name not in skip_variants):
             nbytes = variant.roofline_bytes or case.roofline_bytes
             roofline_us = nbytes / bandwidth * 1e6
             row = {"fusion": case.fusion, "variant": variant.name, "shape": case.shape,
-                   "roofline_us": roofline_us, "bytes": nbytes}
+                   "roofline_us": roofline_us, "bytes": nbytes,
+                   "case_roofline_us": case.roofline_bytes / bandwidth * 1e6}
             try:
                 row["host_us"] = time_host(variant.run)
                 if not variant.graph:
@@ -187,18 +199,21 @@ def run(fusions: list[str], out_dir: str, upstream: dict[str, str], quick: bool 
                 log(f"{label} {variant.name:>16}: ERROR {row['error']}")
                 torch.cuda.synchronize()
             rows.append(row)
-    doc = {"created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **env,
-           "copy_bandwidth_GBps": bandwidth / 1e9 if bandwidth else None,
-           "calls_per_graph": CALLS, "replays": REPLAYS, "rows": rows, "checks": checks}
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "bench.json"), "w") as fh:
-        json.dump(doc, fh, indent=1)
+        _write_json(doc, json_path)  # after every case: a run cut short keeps what it measured
+    doc["complete"] = True
+    _write_json(doc, json_path)
     with open(os.path.join(out_dir, "bench.md"), "w") as fh:
         fh.write(markdown(doc))
     if rows:
         plot(doc, os.path.join(out_dir, "bench.png"))
     print(markdown(doc))
     return doc
+
+
+def _write_json(doc: dict, path: str) -> None:
+    with open(path + ".tmp", "w") as fh:
+        json.dump(doc, fh, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def _shape_text(shape: dict) -> str:
@@ -212,9 +227,9 @@ def markdown(doc: dict) -> str:
         failed = [c for c in doc["checks"] if not c["ok"]]
         lines.append(f"Correctness: {len(doc['checks']) - len(failed)}/{len(doc['checks'])} checks within tolerance.")
         lines.append("")
-    fusions = sorted({r["fusion"] for r in doc["rows"]}, key=[r["fusion"] for r in doc["rows"]].index)
-    for fusion in fusions:
-        rows = [r for r in doc["rows"] if r["fusion"] == fusion]
+    # one table per fusion and shape kind (the sampler's temperature rows {B, V} and filtered rows apart)
+    for fusion, keys in dict.fromkeys((r["fusion"], tuple(r["shape"])) for r in doc["rows"]):
+        rows = [r for r in doc["rows"] if r["fusion"] == fusion and tuple(r["shape"]) == keys]
         variants = list(dict.fromkeys(r["variant"] for r in rows))
         shapes = list(dict.fromkeys(_shape_text(r["shape"]) for r in rows))
         lines.append(f"### {fusion} (µs per call in a CUDA graph, × roofline in brackets; "
@@ -223,7 +238,7 @@ def markdown(doc: dict) -> str:
         lines.append("| shape | roofline µs | " + " | ".join(variants) + " |")
         lines.append("|---|---|" + "---|" * len(variants))
         for shape in shapes:
-            cells, roof = [], None
+            cells = []
             for v in variants:
                 r = next((r for r in rows if r["variant"] == v and _shape_text(r["shape"]) == shape), None)
                 if r is None:
@@ -234,9 +249,8 @@ def markdown(doc: dict) -> str:
                     cells.append(f"host {r['host_us']:.2f}")
                 else:
                     cells.append(f"{r['us']:.2f} ({r['x_roofline']:.1f}×)")
-                    if v == "hotfuse":
-                        roof = r["roofline_us"]
-            roof = roof if roof is not None else rows[0]["roofline_us"]
+            first = next(r for r in rows if _shape_text(r["shape"]) == shape)
+            roof = first.get("case_roofline_us", first["roofline_us"])
             lines.append(f"| {shape} | {roof:.2f} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
