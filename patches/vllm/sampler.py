@@ -29,12 +29,21 @@ the watermarking subclass reaches it through `super()`; nothing binds either at 
 `sample` copies the logits to a new fp32 tensor when anything needs processing, runs its logits processors,
 launches its temperature kernel and its min-p kernel in place, masks top-k / top-p (or hands the batch to
 FlashInfer when no row is greedy or seeded), then its Gumbel-max kernel. The wrapper draws instead, from the
-model's logits as they came (no copy, nothing written to them):
+model's logits as they came (no copy, nothing written to them), or, when a row of the batch needs a logits
+processor (logit bias / allowed tokens / min tokens, penalties, bad words, custom processors) or the thinking
+budget, from what vLLM's own `apply_sampling_params` makes of them before its temperature step: an fp32 copy
+through every processor in vLLM's pipeline order, the thinking budget last (that function is fingerprinted, so
+the steps the wrapper repeats are the validated release's):
 
 - with `temperature_sample` when every row is sampled and no row has min-p, top-k or top-p;
 - with `filtered_sample` under vLLM's rule (the one of the V1 runner: min-p on the whole distribution, top-k,
   top-p on the renormalised rest) when a row has min-p, top-k or top-p, or the batch mixes greedy rows
   (temperature 0, their first largest logit, as vLLM's argmax) with sampled ones.
+Whether a row needs a processor: vLLM keeps per request only whether *anything* needs processing (0.32-0.33) or
+may mask the logits (0.34: min-p / top-k / top-p included), so the `add_request` wrapper does what that release's
+`add_request` does, step by step, and also keeps the processors' answer alone in
+`sampler.hotfuse_needs_processors`; a request added before the patch counts as needing processors (the batch
+then takes the processors' copy, which changes nothing for a row without one).
 The noise of each row is keyed by its request's seed (vLLM's own per-request seed: the one the request set, or
 the random one vLLM drew for it) and its token's position (`position_keyed_seeds`), as vLLM keys its own Gumbel
 noise: a seeded request draws the same tokens whatever the batch around it, run after run. They are not vLLM's
@@ -43,12 +52,7 @@ tokens bit for bit (other noise, the same distribution); HOTFUSE_DISABLE=sampler
 Not taken, to the original `sample`, counted with the reason:
 - a sampler subclass (the watermarking sampler samples its own way);
 - processed logprobs or a captured sampling mask (the only readers of the processed logits that `sample`
-  returns; the wrapper returns the logits as they came);
-- a row that needs a logits processor (penalties, logit bias / allowed tokens / min tokens, bad words, custom
-  processors) or the thinking budget. vLLM keeps per request only whether *anything* needs processing
-  (0.32-0.33) or may mask the logits (0.34: min-p / top-k / top-p included), so the `add_request` wrapper does
-  what that release's `add_request` does, step by step, and also keeps the processors' answer alone in
-  `sampler.hotfuse_needs_processors`; a request added before the patch counts as needing processors;
+  returns; the wrapper returns the logits it drew from: as they came, or the processors' copy);
 - fp64 Gumbel noise (`use_fp64_gumbel`), as on the V1 runner;
 - an all-greedy batch (vLLM's Gumbel kernel at temperature 0 is a plain argmax);
 - logits the kernels do not take.
@@ -248,8 +252,6 @@ def _v2_not_taken(sampler, idx_mapping_np, return_logprobs) -> str | None:
         return "sampling mask"
     if sampler.use_fp64_gumbel:
         return "fp64 gumbel"
-    if _needs_processors(sampler)[idx_mapping_np].any():
-        return "logits processors"
     if (sampler.sampling_states.temperature.np[idx_mapping_np] == 0.0).all():
         return "greedy batch"
     return None
@@ -260,6 +262,22 @@ def _v2_filters_on(states, idx_mapping_np) -> bool:
     sampled = states.temperature.np[idx_mapping_np] != 0.0
     return bool(((states.top_k.np[idx_mapping_np] != states.vocab_size) | (states.top_p.np[idx_mapping_np] != 1.0)
                  | (states.min_p.np[idx_mapping_np] != 0.0))[sampled].any())
+
+
+def _run_logits_processors(sampler, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
+                           expanded_local_pos, seq_lens_upper_bound_np):
+    """vLLM's `apply_sampling_params` up to its temperature step, as that function does it: an fp32 copy of the
+    logits, every logits processor in pipeline order (logit bias, penalties, bad words, custom processors), the
+    thinking budget last. Temperature, min-p, top-k and top-p are the kernels' part."""
+    logits = torch.empty_like(logits, dtype=torch.float32).copy_(logits)
+    context = sys.modules[_V2].LogitsContext(
+        expanded_idx_mapping=expanded_idx_mapping, idx_mapping=idx_mapping, idx_mapping_np=idx_mapping_np,
+        expanded_local_pos=expanded_local_pos, input_ids=input_ids, pos=pos,
+        seq_lens_upper_bound_np=seq_lens_upper_bound_np)
+    for processor in sampler.logits_processors:
+        logits = processor.apply(logits, context)
+    sampler.thinking_budget_state.apply(logits, context)
+    return logits
 
 
 def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos, input_ids,
@@ -278,6 +296,9 @@ def fused_sample_v2(original, self, logits, expanded_idx_mapping, idx_mapping, i
     temperatures = states.temperature.gpu[expanded_idx_mapping]
     if safety.declines(checks.SOFTMAX, logits, temperatures) is not None:  # both kernels' rule
         return engine_path()
+    if _needs_processors(self)[idx_mapping_np].any():  # the draw below takes the processed logits
+        logits = _run_logits_processors(self, logits, expanded_idx_mapping, idx_mapping, idx_mapping_np, pos,
+                                        input_ids, expanded_local_pos, seq_lens_upper_bound_np)
     seeds = position_keyed_seeds(states.seeds.gpu[expanded_idx_mapping], pos)
     greedy = (states.temperature.np[idx_mapping_np] == 0.0).any()
     if not greedy and not _v2_filters_on(states, idx_mapping_np):

@@ -7,8 +7,10 @@ HOTFUSE=1 with HOTFUSE_DISABLE=sampler. Batches that need temperature, min-p, to
 defaults among them) or mix greedy and sampled rows must be drawn by hotfuse's kernel: exactly the tokens the kernel
 draws when called directly with vLLM's per-request parameters and position-keyed seeds, each allowed by the torch
 reference of vLLM's rule, greedy rows equal to vLLM's. A seeded request draws the same token in another batch, in
-another slot. Batches that need a logits processor (and the other documented cases) run vLLM's own `sample`,
-counted with the reason, with the stock tokens; the kill switch installs nothing and gives the stock tokens.
+another slot. Batches with a row that needs a logits processor (penalties, logit bias, bad words, a custom
+processor) run vLLM's processors, then hotfuse's kernel draws from what they made. The documented other cases run
+vLLM's own `sample`, counted with the reason, with the stock tokens; the kill switch installs nothing and gives the
+stock tokens.
 """
 
 import json
@@ -35,25 +37,28 @@ FUSED_CASES = ["temperature-all-sampled", "temperature-with-greedy-fp32", "tempe
                "temperature-with-greedy-fp16", "temperature-raw-logprobs", "temperature-custom-processor-declines",
                "greedy-and-temperature-1", "top-k", "top-p", "min-p", "top-k-1", "qwen3-defaults", "llama3-defaults",
                "qwen3-defaults-with-greedy", "slot-reused-after-penalties"]
+# a row needs a logits processor: vLLM's processors run, then hotfuse's kernels draw from what they made
+PROCESSOR_CASES = ["penalties", "penalties-qwen3-defaults", "logit-bias", "logit-bias-greedy", "bad-words",
+                   "custom-processor-needed", "custom-processor-with-top-k",
+                   # added before hotfuse patched add_request: hotfuse has no record of their processors, so it
+                   # runs them (they change nothing for these requests)
+                   "requests-added-before-the-patch"]
 FALLBACK_CASES = {
     "temperature-bf16": "dtype=bfloat16 under the Triton interpreter",
     "temperature-fp64-gumbel": "fp64 gumbel",
     "all-greedy": "greedy batch",
-    "penalties": "logits processors",
-    "logit-bias": "logits processors",
-    "bad-words": "logits processors",
-    "custom-processor-needed": "logits processors",
+    "all-greedy-with-logit-bias": "greedy batch",
     "processed-logprobs": "processed logprobs",
     "subclass": "sampler subclass PlainSubclass",
-    # added before hotfuse patched add_request: hotfuse has no record of their processors, so it assumes some
-    "requests-added-before-the-patch": "logits processors",
 }
-# rows (in the cases' request order) whose temperature is 0, and rows with a seed of their own
+# rows (in the cases' request order) whose temperature is 0
 GREEDY_ROWS = {"temperature-with-greedy-fp32": [2], "temperature-with-greedy-reversed": [2],
                "temperature-with-greedy-fp16": [2], "temperature-raw-logprobs": [2],
                "temperature-custom-processor-declines": [2], "greedy-and-temperature-1": [0, 2], "top-k": [2],
                "top-p": [2], "min-p": [2], "top-k-1": [2], "qwen3-defaults-with-greedy": [1],
-               "slot-reused-after-penalties": [2]}
+               "slot-reused-after-penalties": [2], "penalties": [2], "logit-bias": [2], "logit-bias-greedy": [0, 2],
+               "bad-words": [2], "custom-processor-needed": [2], "custom-processor-with-top-k": [2],
+               "requests-added-before-the-patch": [2]}
 
 
 def run_script(tmp_path, release, **flags) -> dict:
@@ -83,7 +88,7 @@ def runs(request, tmp_path_factory):
 
 
 def test_every_case_is_covered_by_an_expectation(runs):
-    assert set(runs["stock"]["cases"]) == set(FUSED_CASES) | set(FALLBACK_CASES)
+    assert set(runs["stock"]["cases"]) == set(FUSED_CASES) | set(PROCESSOR_CASES) | set(FALLBACK_CASES)
 
 
 def test_the_v2_hooks_validate_against_the_installed_vllm_and_are_installed(runs):
@@ -94,7 +99,9 @@ def test_the_v2_hooks_validate_against_the_installed_vllm_and_are_installed(runs
 
 
 def test_sampling_batches_are_drawn_by_hotfuses_kernel_with_vllms_parameters(runs):
-    for case in FUSED_CASES:
+    """Processor cases: the kernel's draws from the logits that vLLM's own apply_sampling_params leaves before its
+    temperature step (the script's processed_by_vllm)."""
+    for case in FUSED_CASES + PROCESSOR_CASES:
         got = runs["fused"]["cases"][case]
         assert got["counters"] == {"fused": 1, "fallbacks": {}}, (case, got["counters"])
         assert got["tokens"] == got["hotfuse"]["direct"], case
@@ -153,11 +160,21 @@ def test_batches_hotfuse_does_not_take_run_vllms_own_sample(runs):
         assert (got["logprobs"], got["logprob_ids"]) == (want["logprobs"], want["logprob_ids"]), case
 
 
-def test_the_processors_really_ran_on_the_fallback_path(runs):
+def test_the_processors_ran_before_hotfuses_draw(runs):
+    """The processors changed the logits the kernel drew from (so the draws above, equal to the kernel's own on
+    vLLM's processed logits, show they ran), and their effects are in the tokens: +40 on token 3, a processor that
+    allows only token 42 (with top-k 5 too), the greedy row with the bias. Stock vLLM draws the same there."""
+    for case in PROCESSOR_CASES:
+        processed = runs["fused"]["cases"][case]["hotfuse"]["processed_differs"]
+        assert processed == (case != "requests-added-before-the-patch"), case
+    for case in FUSED_CASES:  # no processor: the logits as they came
+        assert not runs["fused"]["cases"][case]["hotfuse"]["processed_differs"], case
     for label in ("fused", "stock"):
         cases = runs[label]["cases"]
-        assert cases["logit-bias"]["tokens"][0] == 3, label          # +40 on token 3
-        assert cases["custom-processor-needed"]["tokens"][0] == 42, label  # the processor allows only token 42
+        assert cases["logit-bias"]["tokens"][0] == 3, label
+        assert cases["logit-bias-greedy"]["tokens"][0] == 3, label
+        assert cases["custom-processor-needed"]["tokens"][0] == 42, label
+        assert cases["custom-processor-with-top-k"]["tokens"][0] == 42, label
 
 
 def test_add_request_leaves_vllms_own_per_request_flags_as_vllm_sets_them(runs):

@@ -125,14 +125,21 @@ CASES = {
     "llama3-defaults": dict(params=[sp(**LLAMA3) for _ in range(6)]),
     "qwen3-defaults-with-greedy": dict(params=[sp(**QWEN3), sp(temperature=0.0), sp(**QWEN3, seed=5), sp(**QWEN3)]),
     "slot-reused-after-penalties": dict(params=with_first(repetition_penalty=1.5), reuse_first=sp(temperature=0.7)),
+    # logits processors run (vLLM's own), then hotfuse's kernels draw from what they made
+    "penalties": dict(params=with_first(repetition_penalty=1.5, frequency_penalty=0.5)),
+    "penalties-qwen3-defaults": dict(params=[sp(**QWEN3, presence_penalty=1.5, repetition_penalty=1.1)]
+                                     + [sp(**QWEN3) for _ in range(5)]),
+    "logit-bias": dict(params=with_first(logit_bias={3: 40.0})),
+    "logit-bias-greedy": dict(params=[sp(temperature=0.0, logit_bias={3: 40.0})] + TEMPERATURES[1:]),
+    "bad-words": dict(params=[sp(temperature=0.7, _bad_words_token_ids=[[5], [6, 7]])] + TEMPERATURES[1:]),
+    "custom-processor-needed": dict(params=with_first(extra_args={"force": 1}), processors=(ForceToken42,)),
+    "custom-processor-with-top-k": dict(params=[sp(temperature=0.7, top_k=5, extra_args={"force": 1})]
+                                        + TEMPERATURES[1:], processors=(ForceToken42,)),
     # vLLM's own sample
     "temperature-bf16": dict(params=TEMPERATURES, dtype=torch.bfloat16),
     "temperature-fp64-gumbel": dict(params=TEMPERATURES, use_fp64_gumbel=True),
     "all-greedy": dict(params=[sp(temperature=0.0), sp(temperature=0.0, seed=9)]),
-    "penalties": dict(params=with_first(repetition_penalty=1.5, frequency_penalty=0.5)),
-    "logit-bias": dict(params=with_first(logit_bias={3: 40.0})),
-    "bad-words": dict(params=[sp(temperature=0.7, _bad_words_token_ids=[[5], [6, 7]])] + TEMPERATURES[1:]),
-    "custom-processor-needed": dict(params=with_first(extra_args={"force": 1}), processors=(ForceToken42,)),
+    "all-greedy-with-logit-bias": dict(params=[sp(temperature=0.0, logit_bias={3: 40.0}), sp(temperature=0.0)]),
     "processed-logprobs": dict(params=[sp(temperature=t, logprobs=3) for t in (0.7, 1.3, 0.0, 0.5)],
                                logprobs_mode="processed_logprobs"),
     "subclass": dict(params=TEMPERATURES, cls=PlainSubclass),
@@ -193,6 +200,24 @@ def row_parameters(sampler, slots):
             torch.from_numpy(states.seeds.np[slots].copy()))
 
 
+def processed_by_vllm(sampler, logits, batch) -> torch.Tensor:
+    """The logits after vLLM's own logits processors and thinking budget, by vLLM's own `apply_sampling_params`
+    with its temperature and min-p steps turned off (every sampled row's temperature read as 1 and min-p as 0 on
+    the host copies, where vLLM decides to skip both launches): what the fused path must draw from."""
+    states = sampler.sampling_states
+    slots = batch.idx_mapping_np
+    saved = states.temperature.np.copy(), states.min_p.np.copy()
+    states.temperature.np[slots] = np.where(states.temperature.np[slots] == 0.0, 0.0, 1.0)
+    states.min_p.np[slots] = 0.0
+    try:
+        return sampler.apply_sampling_params(
+            logits, batch.expanded_idx_mapping, batch.idx_mapping, slots, batch.positions[batch.logits_indices],
+            batch.input_ids[batch.logits_indices], batch.expanded_local_pos, batch.seq_lens_cpu_upper_bound.numpy(),
+            skip_top_k_top_p=True)
+    finally:
+        states.temperature.np[:], states.min_p.np[:] = saved
+
+
 def what_hotfuse_draws(logits, sampler, slots, positions) -> dict:
     """The tokens hotfuse's filtered kernel draws for these rows when called directly with vLLM's parameters and
     position-keyed seeds (a row without filters draws there what temperature_sample draws), and whether each token
@@ -218,8 +243,9 @@ def run_case(params, dtype=torch.float32, reverse=False, **build_kw) -> dict:
     logits = logits_for(n, dtype)[order].contiguous()
     positions = (torch.arange(n) + 4)[order]
     given = logits.clone()
+    batch = batch_for(slots, positions)
     before = counters.snapshot()["sampler"]
-    out = sampler(logits, batch_for(slots, positions))
+    out = sampler(logits, batch)
     lp = out.logprobs_tensors
     counts = counter_delta(before, counters.snapshot()["sampler"])
     tokens = out.sampled_token_ids.view(-1).tolist()
@@ -233,8 +259,11 @@ def run_case(params, dtype=torch.float32, reverse=False, **build_kw) -> dict:
         "needs_logits_processing": sampler.needs_logits_processing.tolist(),
     }
     if counts["fused"]:
-        hotfuse = what_hotfuse_draws(logits, sampler, slots, positions)
+        processed = processed_by_vllm(sampler, logits, batch)
+        hotfuse = what_hotfuse_draws(processed, sampler, slots, positions)
+        differs = (processed.float() != logits.float()).any(dim=-1).tolist()  # per row, batch order
         result["hotfuse"] = {key: [value[back[j]] for j in range(n)] for key, value in hotfuse.items()}
+        result["hotfuse"]["processed_differs"] = any(differs)
     return result
 
 
