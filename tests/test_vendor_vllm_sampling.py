@@ -3,13 +3,13 @@ replaced, load without vLLM and compute what vLLM's rule says (run here in Trito
 that times them beside hotfuse's kernel times vLLM's path and not a broken copy of it."""
 
 import ast
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from hotfuse.bench.filtered_sampling import load_vllm_sampling
 from hotfuse.kernels.sampling.filters import RULES, kept_tokens_reference
 from test_compat import wheel
 
@@ -23,12 +23,8 @@ VOCAB = 700
 @pytest.fixture(scope="module")
 def vendored(tmp_path_factory):
     out = tmp_path_factory.mktemp("upstream")
-    modules = {}
-    for path in vendor_vllm_sampling.vendor(str(wheel("vllm", "0.34.0")), str(out)):
-        spec = importlib.util.spec_from_file_location(f"vendored_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        modules[path.stem] = module
+    vendor_vllm_sampling.vendor(str(wheel("vllm", "0.34.0")), str(out))
+    modules = load_vllm_sampling(str(out))  # as hotfuse bench loads them
     modules["vllm_topk_topp"].num_compute_units = lambda device_index=None: 4  # no CUDA here
     return modules
 

@@ -249,8 +249,7 @@ def markdown(doc: dict) -> str:
                     cells.append(f"host {r['host_us']:.2f}")
                 else:
                     cells.append(f"{r['us']:.2f} ({r['x_roofline']:.1f}×)")
-            first = next(r for r in rows if _shape_text(r["shape"]) == shape)
-            roof = first.get("case_roofline_us", first["roofline_us"])
+            roof = next(r["case_roofline_us"] for r in rows if _shape_text(r["shape"]) == shape)
             lines.append(f"| {shape} | {roof:.2f} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
