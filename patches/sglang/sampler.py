@@ -52,8 +52,8 @@ FUSION = "sampler"
 DESCRIPTION = ("temperature + sample in one launch; with top-k, top-p, min-p or greedy rows, one exact filtered launch "
                "under the sampling backend's rule")
 if not VERIFIED_ON_CUDA:
-    DESCRIPTION += (" (on CPU only until it is verified on a GPU: CUDA keeps the temperature+softmax kernel and "
-                    "SGLang's own sampling there)")
+    DESCRIPTION += (" (on CPU only for now: exact on an H100 but slower than SGLang's own sampling there, so CUDA "
+                    "keeps the temperature+softmax kernel and SGLang's own sampling)")
 _MODULE = "sglang.srt.layers.sampler"
 _FORWARD_PARAMS = ("self", "logits_output", "sampling_info", "return_logprob", "top_logprobs_nums",
                    "token_ids_logprobs", "positions")

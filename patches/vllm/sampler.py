@@ -195,7 +195,8 @@ KERNELS = ("temperature + sample in one launch; with min-p, top-k, top-p or gree
            "under vLLM's rule")
 KEYED = "keyed by each request's seed and token position"
 PENDING = "" if VERIFIED_ON_CUDA else \
-    " (the filtered launch on CPU only until it is verified on a GPU: CUDA keeps vLLM's path for those batches)"
+    (" (the filtered launch on CPU only for now: exact on an H100 but slower than vLLM's own path there, so CUDA "
+     "keeps vLLM's path for those batches)")
 
 NEEDS_PROCESSORS = "hotfuse_needs_processors"
 

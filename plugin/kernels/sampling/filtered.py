@@ -40,11 +40,13 @@ from hotfuse.kernels import tl, triton
 from hotfuse.kernels.sampling.filters import FilterRule
 from hotfuse.kernels.sampling.plan import COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS
 
-# The kernel runs on CUDA only once it has passed the GPU suite and been benchmarked on a GPU machine
-# (tests/gpu/test_filtered_sampling_gpu.py, tools/filtered_sampling_baseline.py). Until then CUDA tensors are
-# declined with this reason (the adapters keep their earlier paths, counted), and the kernel runs where CI checks
-# it: CPU tensors through Triton's interpreter. The GPU suite calls the kernel directly, so it tests it regardless.
-CUDA_PENDING = "filtered kernel not yet verified on a GPU"
+# The kernel runs on CUDA only once it is faster there than the engines' own sampling. On an H100 (2026-12-05,
+# docs/experiments/2026-12-05-filtered-kernel-h100.md) it passed the GPU suite (exact) but was slower than every
+# engine path with top-k or top-p: one program per row reads and searches the row on one multiprocessor. Until a
+# faster kernel lands CUDA tensors are declined with this reason (the adapters keep their earlier paths, counted),
+# and the kernel runs where CI checks it: CPU tensors through Triton's interpreter. The GPU suite calls the kernel
+# directly, so it tests it regardless.
+CUDA_PENDING = "filtered kernel slower than the engines' sampling on GPUs"
 VERIFIED_ON_CUDA = False
 
 HISTOGRAM_BINS = 1024  # bins of 1/8 in log2 of probability below the row's largest logit; the last one: the rest
