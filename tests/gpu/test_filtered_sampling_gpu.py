@@ -69,8 +69,12 @@ def test_draws_follow_the_filtered_distribution_chi_square(dtype, rule, temperat
     k, p, q = combination
     rule_of = RULE_CASES["sglang_min_p"] if rule == "sglang" and q > 0 else RULE_CASES[rule]
     one = lambda v, dt=torch.float32: torch.tensor([v], dtype=dt, device=CUDA)  # noqa: E731
-    probs = filtered_probs_reference(row.double(), one(temperature, torch.float64), one(k, torch.int32),
-                                     one(p, torch.float64), one(q, torch.float64), rule_of)[0]
+
+    def reference(top_k):  # float64 probabilities of the row with top-k `top_k`
+        return filtered_probs_reference(row.double(), one(temperature, torch.float64), one(top_k, torch.int32),
+                                        one(p, torch.float64), one(q, torch.float64), rule_of)[0]
+
+    probs = reference(k)
     full = lambda v, dt=torch.float32: torch.full((DRAWS,), v, dtype=dt, device=CUDA)  # noqa: E731
     seeds = torch.arange(DRAWS, dtype=torch.int64, device=CUDA) * 7919 + 1
     logits = row.expand(DRAWS, -1)  # row stride 0: one row read DRAWS times
@@ -80,8 +84,7 @@ def test_draws_follow_the_filtered_distribution_chi_square(dtype, rule, temperat
     if combination[0] > 0:  # the kernel run with top-k one smaller (a tighter threshold) draws from a smaller set
         wrong = run_filtered_sample(logits, full(temperature), full(k - 1, torch.int32), full(p), full(q), seeds,
                                     rule_of)
-        probs_wrong = filtered_probs_reference(row.double(), one(temperature, torch.float64), one(k - 1, torch.int32),
-                                               one(p, torch.float64), one(q, torch.float64), rule_of)[0]
+        probs_wrong = reference(k - 1)
         assert (probs_wrong[wrong] > 0).all(), "top-k one smaller drew a token only top-k keeps"
         dropped = probs[(probs > 0) & (probs_wrong == 0)].sum().item()
         # and the chi-square test rejects it where the dropped token is likely enough to be seen: >= 25 expected
