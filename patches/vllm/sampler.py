@@ -81,7 +81,7 @@ from hotfuse.adapters import AdapterPlan, first_call
 from hotfuse.flags import Mode
 from hotfuse.kernels import checks
 from hotfuse.kernels.sampling import position_keyed_seeds, warm_up
-from hotfuse.kernels.sampling.filtered import VERIFIED_ON_CUDA
+from hotfuse.kernels.sampling.filtered import CUDA_MAX_ROWS
 from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.registry import State
 from hotfuse.targets import Target
@@ -191,10 +191,11 @@ V2_GUMBEL_SAMPLE_034 = Target("vllm.v1.worker.gpu.sample.gumbel", "gumbel_sample
 TARGETS = (SAMPLE, V2_SAMPLE, V2_ADD_REQUEST, V2_ADD_REQUEST_034, V2_MASKS_LOGITS, V2_CALL, V2_APPLY_SAMPLING_PARAMS,
            V2_SAMPLE_RANDOM_032, V2_SAMPLE_RANDOM_033, V2_APPLY_TEMPERATURE, V2_GUMBEL_SAMPLE, V2_GUMBEL_SAMPLE_034)
 V1_REMOVED = "V1 runner removed in vLLM 0.34"
-KERNELS = ("temperature + sample in one launch; with min-p, top-k, top-p or greedy rows, one exact filtered launch "
-           "under vLLM's rule")
+KERNELS = ("temperature + sample in one launch; with min-p, top-k, top-p or greedy rows, an exact filtered draw "
+           "(a split threshold search, then the same race) under vLLM's rule")
 KEYED = "keyed by each request's seed and token position"
-PENDING = "" if VERIFIED_ON_CUDA else \
+PENDING = (f" (the filtered launch on CUDA for batches of up to {CUDA_MAX_ROWS} rows, where it measured faster than "
+           "vLLM's own path; larger CUDA batches keep vLLM's path)") if CUDA_MAX_ROWS else \
     (" (the filtered launch on CPU only for now: exact on an H100 but slower than vLLM's own path there, so CUDA "
      "keeps vLLM's path for those batches)")
 

@@ -17,7 +17,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from hotfuse.kernels import gemma4_router, moe_postprocess
-from hotfuse.kernels.sampling import filtered, plan, race, softmax
+from hotfuse.kernels.sampling import filtered, plan, race, search, softmax
 from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
 
@@ -31,11 +31,18 @@ SOFTMAX_CLUSTER = {**LOGITS, "out_ptr": "*fp32", "out_row_stride": "i32", "temp_
 SAMPLE_CLUSTER = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "out_ptr": "*i64", "vocab": "i32"}
 SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "part_score_ptr": "*fp32", "part_index_ptr": "*i32",
           "counters_ptr": "*i32", "out_ptr": "*i64", "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32",
-          "chunks": "i32"}
+          "chunks": "i32", "state_ptr": "*fp32"}
 SAMPLE_COMBINE = {"part_score_ptr": "*fp32", "part_index_ptr": "*i32", "out_ptr": "*i64", "chunks": "i32"}
 FILTERED_SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "min_p_ptr": "*fp32",
                    "seed_ptr": "*i64", "buffer_ptr": "*i64", "out_ptr": "*i64", "thresholds_ptr": "*fp32",
-                   "write_thresholds": "i32", "vocab": "i32", "blocks": "i32", "tiles": "i32"}
+                   "write_thresholds": "i32", "vocab": "i32", "blocks": "i32", "tiles": "i32", "state_ptr": "*fp32"}
+SEARCH_TOP = {**LOGITS, "temp_ptr": "*fp32", "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "min_p_ptr": "*fp32",
+              "state_ptr": "*fp32", "part_top_ptr": "*fp32", "part_first_ptr": "*i32", "counters_ptr": "*i32",
+              "out_ptr": "*i64", "vocab": "i32", "tiles_per_program": "i32", "chunks": "i32"}
+SEARCH_PASS = {**LOGITS, "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "state_ptr": "*fp32", "part_cnt_ptr": "*i32",
+               "part_mass_ptr": "*fp32", "part_range_ptr": "*fp32", "buffer_ptr": "*fp32", "counters_ptr": "*i32",
+               "vocab": "i32", "tiles_per_program": "i32", "chunks": "i32"}
+STATE_LAYOUT = {"STATE": search.STATE_FIELDS, "S_STATUS": search.COLUMN["status"]}
 ROUTE_TILE = {"gating_ptr": "*fp32", "row_stride": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
               "ids_ptr": "*i32", "padding_ptr": "*i1", "tokens": "i32", "experts": "i32"}
 ROUTE_LANES = {"gating_ptr": "*bf16", "row_words": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
@@ -69,15 +76,33 @@ def cases_for(capability):
                               {"BLOCK": 1024, "CHUNKS_P2": 128, "WAIT": pdl, "TRIGGER": trigger, "GPU": True}, no_fma),
         "sample": (race._sample_column_race_kernel, SAMPLE,
                    {"DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True, "COMBINE_HERE": True,
-                    "CHUNKS_P2": 64, "WAIT": flags["sample"][0], "TRIGGER": trigger}, {}),
+                    "CHUNKS_P2": 64, "WAIT": flags["sample"][0], "TRIGGER": trigger, "FILTERED": False,
+                    **STATE_LAYOUT, "S_TOP": 0, "S_CUT": 0, "DONE": 0}, {}),
         **{f"filtered_sample_{name}": (
             filtered._filtered_sample_kernel, {**FILTERED_SAMPLE, "logits_ptr": dtype},
             {"MIN_P_FIRST": rule.min_p_first, "TOP_P_RENORMALISED": rule.top_p_renormalised,
              "TOP_P_STRICT": rule.top_p_boundary_strict, "CAP": tuning.filter_candidates,
              "BINS": filtered.HISTOGRAM_BINS, "BLOCK": plan.COLUMN_DEPTH * plan.COLUMN_LANES,
-             "DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True}, {"num_warps": plan.SAMPLE_WARPS})
+             "DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True, **STATE_LAYOUT,
+             "EXACT_KERNEL": search.STATUS["exact_kernel"]}, {"num_warps": plan.SAMPLE_WARPS})
            for name, rule, dtype in (("vllm", RULES["vllm"], "*fp32"),
                                      ("sglang_bf16", RULES["sglang"], "*bf16"))},
+        "search_top": (search._search_top_kernel, SEARCH_TOP,
+                       {"MIN_P_FIRST": True, "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES},
+                       {"num_warps": plan.SAMPLE_WARPS}),
+        **{f"search_pass_{name}": (
+            search._search_pass_kernel, {**SEARCH_PASS, "logits_ptr": dtype},
+            {"FIRST": first, "LAST": last, "RENORMALISED": rule.top_p_renormalised,
+             "STRICT": rule.top_p_boundary_strict, "NL": search.LEVELS, "CAP": tuning.search_candidates,
+             "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES, "SUB_": search.SUB,
+             "BI": search.PAIR_BLOCK}, {"num_warps": 8})
+           for name, rule, dtype, first, last in (("first_vllm", RULES["vllm"], "*fp32", True, False),
+                                                  ("last_sglang_bf16", RULES["sglang"], "*bf16", False, True))},
+        "sample_filtered": (race._sample_column_race_kernel, SAMPLE,
+                            {"DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True,
+                             "COMBINE_HERE": True, "CHUNKS_P2": 64, "WAIT": False, "TRIGGER": False,
+                             "FILTERED": True, **STATE_LAYOUT, "S_TOP": search.COLUMN["top"],
+                             "S_CUT": search.COLUMN["cut"], "DONE": search.STATUS["done"]}, {}),
         "sample_combine": (race._sample_race_combine_kernel, SAMPLE_COMBINE, {"CHUNKS_P2": 64, "WAIT": pdl},
                            {"num_warps": 1}),
         "gemma4_route_tile": (gemma4_router._gemma4_route_kernel, ROUTE_TILE,

@@ -21,7 +21,7 @@ from hotfuse.kernels.sampling import DEFAULT_TUNING, filtered_sample, filtered_u
 from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P, filtered_probs_reference, \
     kept_tokens_reference
 
-SMALL_BUFFER = replace(DEFAULT_TUNING, filter_candidates=64)
+SMALL_BUFFER = replace(DEFAULT_TUNING, filter_candidates=64, search_candidates=32)
 # (top_k, top_p, min_p) of the issue's bench; the last runs with 1 row in 4 greedy
 COMBINATIONS = [(20, 0.95, 0.0), (-1, 0.9, 0.0), (64, 0.95, 0.0), (-1, 1.0, 0.05), (20, 0.8, 0.0)]
 RULE_CASES = {"vllm": RULES["vllm"], "sglang": RULES["sglang"], "sglang_min_p": SGLANG_WITH_MIN_P}
@@ -48,17 +48,16 @@ def row_parameters(rows, combination, temperature, greedy_every=0):
     return t, torch.full((rows,), k, dtype=torch.int32), torch.full((rows,), p), torch.full((rows,), q)
 
 
-def kernel_kept(logits, temperatures, thresholds, min_p):
-    """The kept set the kernel reports: finite x >= tau, and within min-p's depth below the largest logit."""
+def kernel_kept(logits, thresholds):
+    """The kept set the kernel reports (filtered.launch_filtered_sample): finite x >= tau whose depth below the
+    largest logit, (top - x) * s with the kernel's own s = log2(e) / t, is below the cut."""
     x = logits.float()
-    tau, top = thresholds[:, 0:1], thresholds[:, 1:2]
-    scale = 1.4426950408889634 / temperatures.float().reshape(-1, 1)
-    depth_limit = torch.where(min_p > 0, -torch.log2(min_p.clamp_min(1e-30)), float("inf")).reshape(-1, 1)
-    return (x > float("-inf")) & (x >= tau) & ((top - x) * scale <= depth_limit)
+    tau, top, cut, scale = (thresholds[:, i:i + 1] for i in range(4))
+    return (x > float("-inf")) & (x >= tau) & ((cut == float("inf")) | ((top - x) * scale < cut))
 
 
 def draw(logits, t, k, p, q, rule, seeds, tuning=SMALL_BUFFER):
-    thresholds = torch.full((logits.shape[0], 2), float("nan"))
+    thresholds = torch.full((logits.shape[0], 5), float("nan"))
     assert filtered_unsupported_reason(logits, t, k, p, q, seeds) is None, "the kernel takes these inputs"
     tokens = run_filtered_sample(logits, t, k, p, q, seeds, rule, tuning=tuning, thresholds=thresholds)
     return tokens, thresholds
@@ -69,7 +68,7 @@ def assert_kept_sets_equal(logits, t, k, p, q, rule, tuning=SMALL_BUFFER):
     tokens, thresholds = draw(logits, t, k, p, q, rule, seeds, tuning)
     greedy = t == 0
     ref = kept_tokens_reference(logits, torch.where(greedy, 1.0, t), k, p, q, rule)
-    got = kernel_kept(logits, torch.where(greedy, 1.0, t), thresholds, q)
+    got = kernel_kept(logits, thresholds)
     sampled = ~greedy
     mismatch = (got != ref)[sampled].any(dim=-1)
     assert not mismatch.any(), (f"rows {sampled.nonzero().flatten()[mismatch].tolist()} keep "
@@ -116,6 +115,28 @@ def test_rows_larger_than_the_buffer_and_the_default_buffer():
     ref = assert_kept_sets_equal(logits, t, k, p, q, RULES["vllm"])
     assert ref.sum(-1).max() > 1024
     assert_kept_sets_equal(logits[1:], t[1:], k[1:], p[1:], q[1:], RULES["sglang"], tuning=DEFAULT_TUNING)
+
+
+def test_the_split_search_decides_ordinary_rows_and_leaves_the_rest_to_the_one_program_kernel():
+    """Rows like the bench's (randn x 4, T in [0.3, 1.3)) at every parameter set are decided by the split search
+    (search.py) with the default tuning; with one counting pass and a 16-token window most are left to the
+    one-program kernel, and what they keep is still the reference's."""
+    rows, vocab = 4, 12000
+    g = torch.Generator().manual_seed(17)
+    logits = torch.randn(rows, vocab, generator=g) * 4
+    t = torch.rand(rows, generator=g) + 0.3
+    one_pass = replace(DEFAULT_TUNING, search_passes=1, search_candidates=16)
+    for combination in COMBINATIONS[:4]:
+        _t, k, p, q = row_parameters(rows, combination, 1.0)
+        for rule in RULE_CASES.values():
+            seeds = torch.arange(rows, dtype=torch.int64)
+            _tokens, thresholds = draw(logits, t, k, p, q, rule, seeds, DEFAULT_TUNING)
+            assert (thresholds[:, 4] == 1).all(), (combination, rule.name, thresholds[:, 4].tolist())
+            assert_kept_sets_equal(logits, t, k, p, q, rule, tuning=DEFAULT_TUNING)
+            _tokens, thresholds = draw(logits, t, k, p, q, rule, seeds, one_pass)
+            if combination[3 - 1] == 0.0 and (combination[0] > 0 or combination[1] < 1):
+                assert (thresholds[:, 4] == 2).any(), (combination, rule.name)
+            assert_kept_sets_equal(logits, t, k, p, q, rule, tuning=one_pass)
 
 
 def test_ties_at_the_threshold_are_kept_whole():

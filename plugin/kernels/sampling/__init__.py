@@ -32,7 +32,8 @@ import torch
 from hotfuse.kernels import placement_reason
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING, Tuning, cluster_race_geometry, sample_plan, softmax_plan, \
     softmax_variant
-from hotfuse.kernels.sampling.filtered import CUDA_PENDING, MAX_VOCAB, VERIFIED_ON_CUDA, launch_filtered_sample
+from hotfuse.kernels.sampling.filtered import CUDA_MAX_ROWS, CUDA_PENDING, MAX_VOCAB, launch_filtered_sample, \
+    runs_on_cuda
 from hotfuse.kernels.sampling.filters import RULES, FilterRule, filtered_sample_reference, resolve_rule
 from hotfuse.kernels.sampling.race import launch_cluster_race, launch_sample
 from hotfuse.kernels.sampling.softmax import launch_softmax
@@ -182,7 +183,7 @@ def filtered_unsupported_reason(logits: torch.Tensor, temperatures: torch.Tensor
     reason = unsupported_reason(logits, temperatures, seeds=seeds)
     if reason is not None:
         return reason
-    if logits.device.type == "cuda" and not VERIFIED_ON_CUDA:
+    if logits.device.type == "cuda" and not runs_on_cuda(logits.shape[0]):
         return CUDA_PENDING
     if logits.shape[1] >= MAX_VOCAB:
         return f"vocabulary of {logits.shape[1]} tokens (the kernel takes fewer than {MAX_VOCAB})"
@@ -205,8 +206,7 @@ def run_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top_k:
         raise ValueError("logits have an empty vocabulary: there is no token to draw")
     out = torch.empty(rows, dtype=torch.int64, device=logits.device)
     if rows:
-        launch_filtered_sample(logits, temperatures, top_k, top_p, min_p, seeds, rule, out, tuning.filter_candidates,
-                               thresholds)
+        launch_filtered_sample(logits, temperatures, top_k, top_p, min_p, seeds, rule, out, tuning, thresholds)
     return out
 
 
@@ -282,7 +282,7 @@ def warm_up(like: torch.Tensor, max_rows: int = 4096, *, tuning: Tuning = DEFAUL
             launch_cluster_race(dummy, torch.ones(1, device=device), seeds, out, *cluster, tuning)
     one = torch.ones(1, device=device)
     # one compile per rule: the batch and the filters' values are runtime arguments
-    for rule in filter_rules if VERIFIED_ON_CUDA else ():
+    for rule in filter_rules if CUDA_MAX_ROWS else ():
         launch_filtered_sample(dummy, one, torch.ones(1, dtype=torch.int32, device=device), one * 0.5, one * 0.1,
-                               seeds, rule, out, tuning.filter_candidates)
+                               seeds, rule, out, tuning)
     return True

@@ -1,9 +1,16 @@
-"""The filtered sampling kernel: temperature, min-p, top-k and top-p, then one exact draw, in one launch.
+"""Filtered sampling's launch, and its one-program kernel: temperature, min-p, top-k and top-p, then one exact draw.
 
-One program per row (this first version: the thresholds need the whole row, and one program owns it). For a row
-with temperature t (0: greedy), top-k k, top-p p and min-p q, every filter keeps an upper set of the logits, so what
-the row may draw is "every finite logit x >= tau", and the rule (hotfuse.kernels.sampling.filters.RULES) only says
-how tau is found. The program:
+`launch_filtered_sample` runs the split threshold search (search.py: a row read on many multiprocessors per launch),
+then the column race of race.py over what each row keeps, then this module's kernel for the rows the search left
+undecided (a window still larger than its buffer after the last pass: flat rows, a large top-k with a renormalised
+top-p). That kernel, one program per row, is exact for every row but reads the row on one multiprocessor: on an H100
+it was slower than the engines' sampling wherever top-k or top-p applies (docs/experiments/2026-12-05-filtered-
+kernel-h100.md), which is why it is now the fallback of the split search and not the path. Rows the search decided
+exit at once.
+
+For a row with temperature t (0: greedy), top-k k, top-p p and min-p q, every filter keeps an upper set of the
+logits, so what the row may draw is "every finite logit x >= tau", and the rule (hotfuse.kernels.sampling.filters.
+RULES) only says how tau is found. The program:
 
 1. reads the row for its largest logit M (and the first index holding it: a greedy row, or a row with every logit
    masked, stores that index and is done). A row with no filter skips this read.
@@ -38,16 +45,22 @@ import torch
 
 from hotfuse.kernels import tl, triton
 from hotfuse.kernels.sampling.filters import FilterRule
-from hotfuse.kernels.sampling.plan import COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS
+from hotfuse.kernels.sampling import search
+from hotfuse.kernels.sampling.plan import COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning, sample_plan
+from hotfuse.kernels.sampling.race import launch_filtered_race, zeroed_counters
 
-# The kernel runs on CUDA only once it is faster there than the engines' own sampling. On an H100 (2026-12-05,
-# docs/experiments/2026-12-05-filtered-kernel-h100.md) it passed the GPU suite (exact) but was slower than every
-# engine path with top-k or top-p: one program per row reads and searches the row on one multiprocessor. Until a
-# faster kernel lands CUDA tensors are declined with this reason (the adapters keep their earlier paths, counted),
-# and the kernel runs where CI checks it: CPU tensors through Triton's interpreter. The GPU suite calls the kernel
-# directly, so it tests it regardless.
-CUDA_PENDING = "filtered kernel slower than the engines' sampling on GPUs"
-VERIFIED_ON_CUDA = False
+# Filtered sampling runs on CUDA only for batches where the bench measured it faster than every engine path beside
+# it (tools/bench_filtered.py, docs/BENCHMARKS.md): up to CUDA_MAX_ROWS rows (0: none). Larger CUDA batches are
+# declined with CUDA_PENDING (the adapters keep their earlier paths, counted), and the kernels run where CI checks
+# them: CPU tensors through Triton's interpreter. The GPU suite calls the kernels directly, so it tests them
+# regardless.
+CUDA_MAX_ROWS = 0
+CUDA_PENDING = "filtered kernel slower than the engines' sampling on GPUs at this batch size"
+
+
+def runs_on_cuda(rows: int) -> bool:
+    return rows <= CUDA_MAX_ROWS
+
 
 HISTOGRAM_BINS = 1024  # bins of 1/8 in log2 of probability below the row's largest logit; the last one: the rest
 MAX_VOCAB = 1 << 24    # a token index takes 24 bits of a candidate's sort key
@@ -237,11 +250,15 @@ if triton is not None:
 
     @triton.jit
     def _filtered_sample_kernel(logits_ptr, row_stride, temp_ptr, top_k_ptr, top_p_ptr, min_p_ptr, seed_ptr,
-                                buffer_ptr, out_ptr, thresholds_ptr, write_thresholds, vocab, blocks, tiles,
+                                buffer_ptr, out_ptr, thresholds_ptr, write_thresholds, vocab, blocks, tiles, state_ptr,
                                 MIN_P_FIRST: tl.constexpr, TOP_P_RENORMALISED: tl.constexpr,
                                 TOP_P_STRICT: tl.constexpr, CAP: tl.constexpr, BINS: tl.constexpr,
-                                BLOCK: tl.constexpr, DEPTH: tl.constexpr, LANES: tl.constexpr, GPU: tl.constexpr):
+                                BLOCK: tl.constexpr, DEPTH: tl.constexpr, LANES: tl.constexpr, GPU: tl.constexpr,
+                                STATE: tl.constexpr, S_STATUS: tl.constexpr, EXACT_KERNEL: tl.constexpr):
+        # Only the rows the split search (search.py) left to this kernel: the others exit at once.
         row = tl.program_id(0)
+        if tl.load(state_ptr + row * STATE + S_STATUS) != EXACT_KERNEL:
+            return
         base = logits_ptr + row.to(tl.int64) * row_stride
         buffer = buffer_ptr + row.to(tl.int64) * CAP
         t = tl.load(temp_ptr + row).to(tl.float32)
@@ -295,22 +312,67 @@ if triton is not None:
             token = _race(base, vocab, tiles, scale, seed, tau, top, depth_limit, DEPTH, LANES, GPU)
             tl.store(out_ptr + row, token.to(tl.int64))
             if write_thresholds != 0:  # for tests: what the row kept (x >= tau, within min-p's depth of top)
-                tl.store(thresholds_ptr + 2 * row, tau)
-                tl.store(thresholds_ptr + 2 * row + 1, top)
+                tl.store(thresholds_ptr + 5 * row, tau)
+                tl.store(thresholds_ptr + 5 * row + 1, top)
+                cut = tl.where(min_p_on, (depth_limit.to(tl.int32, bitcast=True) + 1).to(tl.float32, bitcast=True),
+                               float("inf"))
+                tl.store(thresholds_ptr + 5 * row + 2, cut)
+                tl.store(thresholds_ptr + 5 * row + 3, scale)
+                tl.store(thresholds_ptr + 5 * row + 4, 2.0)
 
 
 def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,
                            min_p: torch.Tensor, seeds: torch.Tensor, rule: FilterRule, out: torch.Tensor,
-                           candidates: int, thresholds: torch.Tensor | None = None) -> None:
-    """Draw one token per row into `out`. `thresholds` ([rows, 2] fp32, for tests): each filtered row's tau and
-    largest logit (rows without a filter: -inf, and -inf or their largest logit; greedy rows: untouched)."""
+                           tuning: Tuning, thresholds: torch.Tensor | None = None) -> None:
+    """Draw one token per row into `out`: the split threshold search (search.py), the column race over what each
+    row keeps, and this module's one-program kernel for the rows the search left to it.
+
+    `thresholds` ([rows, 5] fp32, for tests): what each sampled row kept, the tokens with x >= tau and depth
+    (top - x) * s below cut (s = log2(e) / t as the kernels computed it; an infinite cut: no depth limit), as
+    (tau, top, cut, s, by) with by 1 for the split search and 2 for the one-program kernel; greedy rows and rows
+    with every logit masked: untouched."""
     rows, vocab = logits.shape
-    block = COLUMN_DEPTH * COLUMN_LANES
-    buffer = torch.empty((rows, candidates), dtype=torch.int64, device=logits.device)
+    device = logits.device
+    plan = sample_plan(rows, vocab, device, tuning)
+    chunks, chunks_p2 = plan.chunks, triton.next_power_of_2(plan.chunks)
+    candidates = tuning.search_candidates
+    state = torch.empty((rows, search.STATE_FIELDS), dtype=torch.float32, device=device)
+    part_top = torch.empty((rows, chunks), dtype=torch.float32, device=device)
+    part_first = torch.empty((rows, chunks), dtype=torch.int32, device=device)
+    part_count = torch.empty((rows, chunks, search.LEVELS), dtype=torch.int32, device=device)
+    part_mass = torch.empty((rows, chunks, search.LEVELS), dtype=torch.float32, device=device)
+    part_range = torch.empty((rows, chunks, 2), dtype=torch.float32, device=device)
+    buffer = torch.empty((rows, chunks, candidates), dtype=torch.float32, device=device)
+    counters = zeroed_counters(device, rows)
+    grid = (rows * chunks,)
+    tile = COLUMN_DEPTH * COLUMN_LANES
+    search._search_top_kernel[grid](
+        logits, logits.stride(0), temperatures.reshape(rows), top_k.reshape(rows), top_p.reshape(rows),
+        min_p.reshape(rows), state, part_top, part_first, counters, out, vocab, plan.tiles_per_program, chunks,
+        MIN_P_FIRST=rule.min_p_first, CHUNKS_P2=chunks_p2, TILE=tile, num_warps=SAMPLE_WARPS)
+    for n in range(tuning.search_passes):
+        search._search_pass_kernel[grid](
+            logits, logits.stride(0), top_k.reshape(rows), top_p.reshape(rows), state, part_count, part_mass,
+            part_range, buffer, counters, vocab, plan.tiles_per_program, chunks, FIRST=n == 0,
+            LAST=n == tuning.search_passes - 1, RENORMALISED=rule.top_p_renormalised,
+            STRICT=rule.top_p_boundary_strict, NL=search.LEVELS, CAP=candidates, CHUNKS_P2=chunks_p2, TILE=tile,
+            SUB_=search.SUB, BI=min(search.PAIR_BLOCK, candidates), num_warps=8)
+    column = search.COLUMN
+    launch_filtered_race(logits, temperatures, seeds, state, out,
+                         {"STATE": search.STATE_FIELDS, "S_STATUS": column["status"], "S_TOP": column["top"],
+                          "S_CUT": column["cut"], "DONE": search.STATUS["done"]}, tuning)
+    if thresholds is not None:
+        done = (state[:, column["status"]] == search.STATUS["done"]).reshape(rows, 1)
+        found = torch.stack([torch.full_like(state[:, 0], float("-inf")), state[:, column["top"]],
+                             state[:, column["cut"]], state[:, column["scale"]], torch.ones_like(state[:, 0])], dim=1)
+        thresholds.copy_(torch.where(done, found, thresholds))
+    exact_buffer = torch.empty((rows, tuning.filter_candidates), dtype=torch.int64, device=device)
     _filtered_sample_kernel[(rows,)](
         logits, logits.stride(0), temperatures.reshape(rows), top_k.reshape(rows), top_p.reshape(rows),
-        min_p.reshape(rows), seeds.reshape(rows), buffer, out, buffer.view(torch.float32) if thresholds is None
-        else thresholds, int(thresholds is not None), vocab, triton.cdiv(vocab, block),
-        triton.cdiv(vocab, block), MIN_P_FIRST=rule.min_p_first, TOP_P_RENORMALISED=rule.top_p_renormalised,
-        TOP_P_STRICT=rule.top_p_boundary_strict, CAP=candidates, BINS=HISTOGRAM_BINS, BLOCK=block, DEPTH=COLUMN_DEPTH,
-        LANES=COLUMN_LANES, GPU=logits.device.type == "cuda", num_warps=SAMPLE_WARPS)
+        min_p.reshape(rows), seeds.reshape(rows), exact_buffer, out,
+        exact_buffer.view(torch.float32) if thresholds is None else thresholds, int(thresholds is not None), vocab,
+        triton.cdiv(vocab, tile), triton.cdiv(vocab, tile), state, MIN_P_FIRST=rule.min_p_first,
+        TOP_P_RENORMALISED=rule.top_p_renormalised, TOP_P_STRICT=rule.top_p_boundary_strict,
+        CAP=tuning.filter_candidates, BINS=HISTOGRAM_BINS, BLOCK=tile, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES,
+        GPU=device.type == "cuda", STATE=search.STATE_FIELDS, S_STATUS=column["status"],
+        EXACT_KERNEL=search.STATUS["exact_kernel"], num_warps=SAMPLE_WARPS)

@@ -93,7 +93,12 @@ class Tuning:
     entry_wait: frozenset[str] = field(default_factory=lambda: frozenset({"softmax_partials"}))
     trigger_next: bool = False
     one_launch_sampling: bool = True  # the row's last race program combines; False: a second launch does
-    filter_candidates: int = 1024  # filtered sampling: the tokens one window of the threshold search may hold
+    # filtered sampling (search.py): counting passes end once a window holds at most search_candidates tokens (a
+    # power of two); rows still undecided after search_passes launches go to the one-program kernel, whose window
+    # search holds filter_candidates tokens at a time
+    search_candidates: int = 256
+    search_passes: int = 5
+    filter_candidates: int = 1024
 
 
 DEFAULT_TUNING = Tuning()

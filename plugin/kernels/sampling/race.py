@@ -91,14 +91,24 @@ if triton is not None:
         return _gumbel_from_bits(bits, GPU)
 
     @triton.jit
-    def _column_token_scores(base, col, depth, vocab, scale, token_noise, DEPTH: tl.constexpr, LANES: tl.constexpr):
+    def _within_cut(x, top, scale, cut):
+        """Filtered sampling (search.py): the tokens a row keeps, depth (top - x) * scale below the cut (an
+        infinite cut: every token but NaN)."""
+        return tl.where(cut == float("inf"), x == x, (top - x) * scale < cut)  # (NaN: never below a cut)
+
+    @triton.jit
+    def _column_token_scores(base, col, depth, vocab, scale, token_noise, DEPTH: tl.constexpr, LANES: tl.constexpr,
+                             top, cut, FILTERED: tl.constexpr):
         """The race inside column col: its tokens (depth runs along them) and their scores, x * scale plus the
-        per-depth noise; tokens past the vocabulary and NaN logits score -inf. col, depth and token_noise come
-        shaped to broadcast together."""
+        per-depth noise; tokens past the vocabulary and NaN logits (and, FILTERED, tokens at or past the cut) score
+        -inf. col, depth and token_noise come shaped to broadcast together."""
         tokens = (col // LANES) * (DEPTH * LANES) + depth * LANES + col % LANES
         in_vocab = tokens < vocab
         x = tl.load(base + tokens, mask=in_vocab, other=float("-inf")).to(tl.float32)
-        return tl.where(in_vocab & (x == x), x * scale + token_noise, float("-inf")), tokens
+        keep = in_vocab & (x == x)
+        if FILTERED:
+            keep = keep & _within_cut(x, top, scale, cut)
+        return tl.where(keep, x * scale + token_noise, float("-inf")), tokens
 
     @triton.jit
     def _column_noise(seed, tile, LANES: tl.constexpr, GPU: tl.constexpr):
@@ -112,7 +122,8 @@ if triton is not None:
 
     @triton.jit
     def _column_tile(base, tile, vocab, scale, seed, best, best_col, DEPTH: tl.constexpr, LANES: tl.constexpr,
-                     GPU: tl.constexpr, MASKED: tl.constexpr, NAN_AS_MASKED: tl.constexpr):
+                     GPU: tl.constexpr, MASKED: tl.constexpr, NAN_AS_MASKED: tl.constexpr, top, cut,
+                     FILTERED: tl.constexpr):
         """Race the tile's columns into the running per-lane best (score, column). A column's score is
         log2 of its mass plus Gumbel noise. Also returns which columns met a NaN (their mass is NaN unless
         NAN_AS_MASKED)."""
@@ -124,6 +135,8 @@ if triton is not None:
             x = tl.load(base + cols).to(tl.float32)
         if NAN_AS_MASKED:
             x = tl.where(x == x, x, float("-inf"))
+        if FILTERED:
+            x = tl.where(_within_cut(x, top, scale, cut), x, float("-inf"))
         log_mass, mass = _column_log_mass(x, scale, 0, GPU)
         score = log_mass + _column_noise(seed, tile, LANES, GPU)
         better = score > best  # strict: on ties a lane keeps its earlier column
@@ -131,18 +144,18 @@ if triton is not None:
 
     @triton.jit
     def _column_tiles(base, first, last, vocab, scale, seed, DEPTH: tl.constexpr, LANES: tl.constexpr,
-                      GPU: tl.constexpr, NAN_AS_MASKED: tl.constexpr):
+                      GPU: tl.constexpr, NAN_AS_MASKED: tl.constexpr, top, cut, FILTERED: tl.constexpr):
         best = tl.full([LANES], float("-inf"), tl.float32)
         best_col = tl.full([LANES], 0, tl.int32)
         nan = tl.zeros([LANES], tl.int1)
         full = tl.minimum(last, vocab // (DEPTH * LANES))  # whole tiles load without a mask
         for tile in range(first, full):
             best, best_col, n = _column_tile(base, tile, vocab, scale, seed, best, best_col, DEPTH, LANES, GPU,
-                                             False, NAN_AS_MASKED)
+                                             False, NAN_AS_MASKED, top, cut, FILTERED)
             nan |= n
         if full < last:
             best, best_col, n = _column_tile(base, full, vocab, scale, seed, best, best_col, DEPTH, LANES, GPU,
-                                             True, NAN_AS_MASKED)
+                                             True, NAN_AS_MASKED, top, cut, FILTERED)
             nan |= n
         return best, best_col, nan
 
@@ -151,9 +164,12 @@ if triton is not None:
                                    counters_ptr, out_ptr, vocab, tiles, tiles_per_program, chunks,
                                    DEPTH: tl.constexpr, LANES: tl.constexpr, GPU: tl.constexpr,
                                    COMBINE_HERE: tl.constexpr, CHUNKS_P2: tl.constexpr, WAIT: tl.constexpr,
-                                   TRIGGER: tl.constexpr):
+                                   TRIGGER: tl.constexpr, state_ptr, FILTERED: tl.constexpr = False,
+                                   STATE: tl.constexpr = 0, S_STATUS: tl.constexpr = 0, S_TOP: tl.constexpr = 0,
+                                   S_CUT: tl.constexpr = 0, DONE: tl.constexpr = 0):
         # Logits are scaled to base 2 (x log2(e) / t), so log2 masses and base-2 Gumbel noise race as
-        # natural-log ones would.
+        # natural-log ones would. FILTERED (search.py): only the tokens within the row's cut race, and only rows
+        # whose status is DONE (the others have their token already, or get it from the one-program kernel).
         if WAIT:
             tl.extra.cuda.gdc_wait()
         if TRIGGER:
@@ -161,20 +177,31 @@ if triton is not None:
         pid = tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
+        if FILTERED:
+            if tl.load(state_ptr + row * STATE + S_STATUS) != DONE:
+                return
+            top = tl.load(state_ptr + row * STATE + S_TOP)
+            cut = tl.load(state_ptr + row * STATE + S_CUT)
+        else:
+            top = tl.zeros([], tl.float32)
+            cut = tl.full([], float("inf"), tl.float32)
         scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)
         seed = tl.load(seed_ptr + row)
         base = logits_ptr + row.to(tl.int64) * row_stride
         first = c * tiles_per_program
         last = tl.minimum(first + tiles_per_program, tiles)
         token_noise = _depth_noise(seed, DEPTH, GPU)  # drawn first, off the critical path
-        best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, False)
+        best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, False, top, cut,
+                                            FILTERED)
         if tl.max(nan.to(tl.int32), axis=0) > 0:  # rare: a NaN logit; redo these tiles with NaN as masked
-            best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, True)
-        top, col = _best(best, best_col, 0, GPU)
+            best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, True, top,
+                                                cut, FILTERED)
+        winner, col = _best(best, best_col, 0, GPU)
         # An all -inf chunk ends on its first column's first token, with score -inf.
-        s, tokens = _column_token_scores(base, col, tl.arange(0, DEPTH), vocab, scale, token_noise, DEPTH, LANES)
+        s, tokens = _column_token_scores(base, col, tl.arange(0, DEPTH), vocab, scale, token_noise, DEPTH, LANES, top,
+                                         cut, FILTERED)
         _s, choice = _best(s, tokens, 0, GPU)
-        tl.store(part_score_ptr + row * chunks + c, top)
+        tl.store(part_score_ptr + row * chunks + c, winner)
         tl.store(part_index_ptr + row * chunks + c, choice)
         if COMBINE_HERE:  # the row's last program to finish picks the winner: no second launch
             if _last_to_arrive(counters_ptr + row, chunks):
@@ -262,7 +289,8 @@ if triton is not None:
             best_col = tl.where(better, tile[:, None] * LANES + lane[None, :], best_col)
         top, col = _best(best, best_col, 1, False)
         s, tokens = _column_token_scores(base, col[:, None], depth[None, :], vocab, scale, token_noise[None, :],
-                                         DEPTH, LANES)
+                                         DEPTH, LANES, tl.zeros([], tl.float32), tl.full([], float("inf"), tl.float32),
+                                         False)
         _s, choice = _best(s, tokens, 1, False)
         if GPU:
             pushed = push_pair(top, choice.to(tl.float32, bitcast=True), ready + 0 * span, CTAS)
@@ -330,10 +358,26 @@ def _launch_column_race(logits, temperatures, seeds, out, tiles_per_program, tun
         logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index, counters,
         out, vocab, p.tiles, p.tiles_per_program, p.chunks, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=gpu,
         COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, WAIT=wait, TRIGGER=trigger if one_launch else pdl,
-        num_warps=SAMPLE_WARPS, **({"launch_pdl": True} if wait else {}))
+        state_ptr=part_score, num_warps=SAMPLE_WARPS, **({"launch_pdl": True} if wait else {}))
     if not one_launch:
         _sample_race_combine_kernel[(rows,)](part_score, part_index, out, p.chunks, CHUNKS_P2=chunks_p2, WAIT=pdl,
                                              num_warps=1, **({"launch_pdl": True} if pdl else {}))
+
+
+def launch_filtered_race(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, state: torch.Tensor,
+                         out: torch.Tensor, state_layout: dict, tuning: Tuning) -> None:
+    """The column race over the tokens each row's state (search.py) keeps, for the rows whose search is done; a
+    plain launch (it reads what the launch before it wrote)."""
+    rows, vocab = logits.shape
+    p = sample_plan(rows, vocab, logits.device, tuning)
+    part_score = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
+    part_index = torch.empty((rows, p.chunks), dtype=torch.int32, device=logits.device)
+    _sample_column_race_kernel[(rows * p.chunks,)](
+        logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index,
+        zeroed_counters(logits.device, rows), out, vocab, p.tiles, p.tiles_per_program, p.chunks, DEPTH=COLUMN_DEPTH,
+        LANES=COLUMN_LANES, GPU=logits.device.type == "cuda", COMBINE_HERE=True,
+        CHUNKS_P2=triton.next_power_of_2(p.chunks), WAIT=False, TRIGGER=False, state_ptr=state, FILTERED=True,
+        **state_layout, num_warps=SAMPLE_WARPS)
 
 
 def launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor,

@@ -1,0 +1,399 @@
+"""The threshold search of filtered sampling, split over many programs per row: a few launches, each reading the
+row once on as many multiprocessors as the column race uses, instead of one program reading it ten times.
+
+Every filter keeps an upper set of the logits (filters.py), so what a row may draw is decided by one number. Here it
+is a depth cut: with M the row's largest logit and s = log2(e) / t, a token's depth is d = (M - x) * s (log2 of how
+much less probable it is than the best token; its mass is 2^-d), and the row keeps the tokens with d < cut.
+Depth is a non-increasing function of x, so "d < cut" is an upper set of the logits, and tokens of equal depth are
+one tie group (kept or dropped together). Min-p keeps d <= -log2(min_p) under both engines' rules.
+
+Launches (grid: rows x chunks, the column race's chunks; `plan.sample_plan`):
+
+1. top: each program the largest logit of its chunk (and the first index holding it); the row's last program to
+   finish (an arrival counter, as in race.py) combines them in a fixed order. Greedy rows and rows with every
+   logit masked get their token here; rows without top-k or top-p get their cut (min-p's, or none) and are done.
+2. passes (`search_passes` of them): the rest keep a window [d_top, d_bot) of depths: every token above it is kept
+   (their count and mass are known), every token below it dropped, and the threshold lies inside. A pass either
+   - counts and weighs the window's tokens below LEVELS cuts (the first pass: cuts at depths 2^-5 .. 2^9, then
+     cuts spread evenly over the window's tokens), and the combining program narrows the window to the cuts
+     between which every filter can still change its mind; or, once the window holds at most `search_candidates`
+     tokens,
+   - copies the window's depths to a per-chunk buffer, and the combining program finds the exact cut among them:
+     each candidate's count and mass of strictly shallower tokens (by comparing every pair), top-k first, then
+     top-p against the rule's mass.
+   A window of a single depth is decided without a copy (a tie group, kept or dropped whole).
+3. the column race of race.py over the tokens with d < cut: a row with no filter draws what temperature_sample
+   draws, and a filtered row draws with the same noise.
+4. the exact one-program kernel (filtered.py) for the rows the passes left unresolved: a window still larger than
+   the buffer after the last pass (flat rows, a large top-k with a renormalised top-p). Its launch costs little
+   when no row needs it.
+
+The rules (filters.RULES), as the search sees them: under vLLM's, min-p bounds the search space (the first window
+is d < min-p's cut), top-k counts and top-p weighs only those tokens, and top-p's target is p times the mass top-k
+keeps. Under SGLang's, top-k and top-p see the whole row (top-p against the row's mass, or with min-p in the batch
+the top-k mass, `<=` instead of `<`) and min-p's cut applies last. While top-k's threshold is unknown, top-p's
+target is known only within bounds (the mass kept by top-k above its known-kept cut, and below its known-dropped
+cut); the window narrows only where the bounds decide, and its bottom follows top-k's until top-k's mass is known.
+
+Deterministic: fixed reduction orders, integer counts, no atomics in reductions (the arrival counter only elects
+the combining program). Capturable in CUDA graphs: every decision is made on the device, launches are fixed.
+Inputs are not checked here (`hotfuse.kernels.sampling`).
+"""
+
+from __future__ import annotations
+
+from hotfuse.kernels import tl, triton
+
+LEVELS = 16   # cuts per counting pass (the last one: the window's bottom)
+SUB = 256     # tokens a counting step reads at once ([LEVELS, SUB] compares)
+PAIR_BLOCK = 32  # candidates compared with all others at once
+
+# The per-row state, fp32 [rows, STATE_FIELDS] (counts are exact in fp32: vocabularies are below 2^24): the field
+# names and their columns, and the row status codes after each launch (SKIP: the token is written already, a greedy
+# row or one with every logit masked; EXACT_KERNEL: left to the one-program kernel).
+FIELDS = ("status", "top", "scale", "cut", "limit", "d_top", "d_bot", "above_count", "above_mass", "z",
+          "kmass_low", "kmass_high", "spread_low", "spread_high", "window", "spare")
+STATE_FIELDS = len(FIELDS)
+COLUMN = {name: i for i, name in enumerate(FIELDS)}
+STATUS = {"count": 0, "copy": 1, "done": 2, "skip": 3, "exact_kernel": 4}
+
+if triton is not None:
+    from hotfuse.kernels.sampling.race import _last_to_arrive
+
+    STATE = tl.constexpr(STATE_FIELDS)
+    (S_STATUS, S_TOP, S_SCALE, S_CUT, S_LIMIT, S_DTOP, S_DBOT, S_ABOVE_COUNT, S_ABOVE_MASS, S_Z, S_KMASS_LOW,
+     S_KMASS_HIGH, S_SPREAD_LOW, S_SPREAD_HIGH, S_WINDOW, _S_SPARE) = (tl.constexpr(i) for i in range(STATE_FIELDS))
+    COUNT, COPY, DONE, SKIP, EXACT_KERNEL = (tl.constexpr(STATUS[name]) for name in
+                                             ("count", "copy", "done", "skip", "exact_kernel"))
+
+    @triton.jit
+    def _next_up(x):
+        """The next fp32 above x >= +0 (finite); d < next_up(x) is d <= x."""
+        return (x.to(tl.int32, bitcast=True) + 1).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _pick(v, j, at):
+        """v[at] for a 1-D v indexed by j."""
+        return tl.sum(tl.where(j == at, v, 0), axis=0)
+
+    @triton.jit
+    def _cuts(j, d_top, d_bot, low, high, FIRST: tl.constexpr, NL: tl.constexpr):
+        """The depths below which a counting pass counts: geometric in the first pass, then even steps over
+        [low, high]; the last cut is the window's bottom. Never below d_top nor above d_bot."""
+        if FIRST:
+            cuts = tl.exp2(j.to(tl.float32) - 5.0)
+        else:
+            cuts = low + (j + 1).to(tl.float32) * ((high - low) / NL)
+        cuts = tl.minimum(tl.maximum(cuts, d_top), d_bot)
+        return tl.where(j == NL - 1, d_bot, cuts)
+
+    @triton.jit
+    def _filters_on(k, p, vocab):
+        """(k as fp32, top-k on, top-k off, top-p on, top-p off) of a row. (A bool scalar meets a vector through
+        tl.where: the interpreter cannot broadcast it in | and &.)"""
+        return k.to(tl.float32), (k > 0) & (k < vocab), (k <= 0) | (k >= vocab), p < 1.0, p >= 1.0
+
+    @triton.jit
+    def _search_top_kernel(logits_ptr, row_stride, temp_ptr, top_k_ptr, top_p_ptr, min_p_ptr, state_ptr,
+                           part_top_ptr, part_first_ptr, counters_ptr, out_ptr, vocab, tiles_per_program, chunks,
+                           MIN_P_FIRST: tl.constexpr, CHUNKS_P2: tl.constexpr, TILE: tl.constexpr):
+        pid = tl.program_id(0)
+        c = pid % chunks
+        row = pid // chunks
+        state = state_ptr + row * STATE
+        t = tl.load(temp_ptr + row).to(tl.float32)
+        k = tl.load(top_k_ptr + row).to(tl.int32)
+        p = tl.load(top_p_ptr + row).to(tl.float32)
+        q = tl.load(min_p_ptr + row).to(tl.float32)
+        greedy = t == 0.0
+        searched = ((k > 0) & (k < vocab)) | (p < 1.0)
+        min_p_on = q > 0.0
+        if ~(greedy | searched | min_p_on):  # a plain temperature row: the race alone
+            if c == 0:
+                tl.store(state + S_STATUS, DONE)
+                tl.store(state + S_TOP, 0.0)
+                tl.store(state + S_CUT, float("inf"))
+        else:
+            base = logits_ptr + row.to(tl.int64) * row_stride
+            start = c * tiles_per_program * TILE
+            end = tl.minimum(start + tiles_per_program * TILE, vocab)
+            top = tl.full([], float("-inf"), tl.float32)
+            first = tl.zeros([], tl.int32) + start
+            for block in range(start, end, TILE):
+                offs = block + tl.arange(0, TILE)
+                x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+                x = tl.where(x == x, x, float("-inf"))  # NaN: masked
+                m = tl.max(x, axis=0)
+                i = tl.min(tl.where(x == m, offs, 2147483647), axis=0)
+                first = tl.where(m > top, i, first)
+                top = tl.maximum(top, m)
+            tl.store(part_top_ptr + row * chunks + c, top)
+            tl.store(part_first_ptr + row * chunks + c, first)
+            if _last_to_arrive(counters_ptr + row, chunks):
+                idx = tl.arange(0, CHUNKS_P2)
+                tops = tl.load(part_top_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"),
+                               cache_modifier=".cg")
+                firsts = tl.load(part_first_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647,
+                                 cache_modifier=".cg")
+                top = tl.max(tops, axis=0)
+                first = tl.min(tl.where(tops == top, firsts, 2147483647), axis=0)
+                first = tl.where(top == float("-inf"), 0, first)
+                if greedy | (top == float("-inf")):
+                    tl.store(out_ptr + row, first.to(tl.int64))
+                    tl.store(state + S_STATUS, SKIP)
+                else:
+                    scale = 1.4426950408889634 / t
+                    depth_limit = -tl.log2(tl.where(min_p_on, q, 1.0)) + 0.0  # (+0.0: -0.0 becomes +0.0)
+                    depth_limit = tl.where(depth_limit > 0.0, depth_limit, 0.0)
+                    limit = tl.where(min_p_on, _next_up(depth_limit), float("inf"))
+                    tl.store(state + S_TOP, top)
+                    tl.store(state + S_SCALE, scale)
+                    tl.store(state + S_LIMIT, limit)
+                    tl.store(state + S_CUT, limit)
+                    tl.store(state + S_DTOP, 0.0)
+                    if MIN_P_FIRST:
+                        tl.store(state + S_DBOT, limit)
+                    else:
+                        tl.store(state + S_DBOT, float("inf"))
+                    tl.store(state + S_ABOVE_COUNT, 0.0)
+                    tl.store(state + S_ABOVE_MASS, 0.0)
+                    tl.store(state + S_KMASS_LOW, 0.0)
+                    tl.store(state + S_KMASS_HIGH, float("inf"))
+                    tl.store(state + S_STATUS, tl.where(searched, COUNT, DONE))
+
+    @triton.jit
+    def _depths(base, offs, end, top, scale):
+        x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+        return (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
+
+    @triton.jit
+    def _decide_from_counts(part_cnt_ptr, part_mass_ptr, part_range_ptr, state, row, chunks, vocab, k, p,
+                            d_top, d_bot, low, high, FIRST: tl.constexpr, LAST: tl.constexpr,
+                            RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NL: tl.constexpr,
+                            CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
+        """The combining program of a counting pass: narrow the window, or decide the row."""
+        cidx = tl.arange(0, CHUNKS_P2)[:, None]
+        j = tl.arange(0, NL)
+        at = (row * chunks + cidx) * NL + j[None, :]
+        inside = cidx < chunks
+        counts = tl.sum(tl.load(part_cnt_ptr + at, mask=inside, other=0, cache_modifier=".cg"), axis=0)
+        masses = tl.sum(tl.load(part_mass_ptr + at, mask=inside, other=0.0, cache_modifier=".cg"), axis=0)
+        ridx = tl.arange(0, CHUNKS_P2)
+        d_min = tl.min(tl.load(part_range_ptr + (row * chunks + ridx) * 2, mask=ridx < chunks, other=float("inf"),
+                               cache_modifier=".cg"), axis=0)
+        d_max = tl.max(tl.load(part_range_ptr + (row * chunks + ridx) * 2 + 1, mask=ridx < chunks,
+                               other=float("-inf"), cache_modifier=".cg"), axis=0)
+        cuts = _cuts(j, d_top, d_bot, low, high, FIRST, NL)
+        above_count = tl.load(state + S_ABOVE_COUNT)
+        above_mass = tl.load(state + S_ABOVE_MASS)
+        count = above_count + counts.to(tl.float32)  # tokens with d < cut (window and above)
+        mass = above_mass + masses
+        if FIRST:
+            z = _pick(mass, j, NL - 1)
+            tl.store(state + S_Z, z)
+        else:
+            z = tl.load(state + S_Z)
+        kf, k_on, k_off, p_on, p_off = _filters_on(k, p, vocab)
+        keep_k = tl.where(k_off, True, count <= kf)  # every token with d < cut is among the top k (ties included)
+        drop_k = tl.where(k_on, count >= kf, False)  # every token with d >= cut has k tokens above it
+        kmass_low = tl.load(state + S_KMASS_LOW)
+        kmass_high = tl.load(state + S_KMASS_HIGH)
+        kmass_low = tl.maximum(kmass_low, tl.maximum(above_mass, tl.max(tl.where(keep_k, mass, 0.0), axis=0)))
+        kmass_high = tl.minimum(kmass_high, tl.min(tl.where(drop_k, mass, float("inf")), axis=0))
+        kmass_low = tl.where(k_on, kmass_low, z)
+        kmass_high = tl.where(k_on, kmass_high, z)
+        if RENORMALISED:
+            target_low = p * kmass_low
+            target_high = p * kmass_high
+        else:
+            target_low = p * z
+            target_high = p * z
+        if STRICT:
+            keep_p = tl.where(p_off, True, mass < target_low)
+            drop_p = tl.where(p_on, mass >= target_high, False)
+        else:
+            keep_p = tl.where(p_off, True, mass <= target_low)
+            drop_p = tl.where(p_on, mass > target_high, False)
+        if RENORMALISED:  # the window keeps top-k's threshold until top-k's mass is known
+            drop_p = tl.where(k_off | (kmass_low == kmass_high), drop_p, False)
+        hi = tl.max(tl.where(keep_k & keep_p, j, -1), axis=0)
+        lo = tl.min(tl.where(drop_k | drop_p, j, NL), axis=0)
+        new_top = tl.where(hi >= 0, _pick(cuts, j, hi), d_top)
+        new_above_count = tl.where(hi >= 0, _pick(count, j, hi), above_count)
+        new_above_mass = tl.where(hi >= 0, _pick(mass, j, hi), above_mass)
+        new_bot = tl.where(lo < NL, _pick(cuts, j, lo), d_bot)
+        bottom_count = tl.where(lo < NL, _pick(count, j, lo), _pick(count, j, NL - 1))
+        window = bottom_count - new_above_count
+        # a window of one depth (the old window held one): a tie group, kept or dropped whole
+        group_k = k_off | (new_above_count < kf)
+        group_mass = window * tl.exp2(-d_min)
+        group_kmass = tl.where(kmass_low == kmass_high, kmass_low,
+                               new_above_mass + tl.where(group_k, group_mass, 0.0))
+        if RENORMALISED:
+            group_target = p * tl.where(k_on, group_kmass, z)
+        else:
+            group_target = p * z
+        if STRICT:
+            group_p = p_off | (new_above_mass < group_target)
+        else:
+            group_p = p_off | (new_above_mass <= group_target)
+        group_cut = tl.where(group_k & group_p, _next_up(d_min), new_top)
+        limit = tl.load(state + S_LIMIT)
+        if lo <= hi:  # the same cut keeps everything above it and drops everything below
+            tl.store(state + S_CUT, tl.minimum(_pick(cuts, j, lo), limit))
+            tl.store(state + S_STATUS, DONE)
+        elif window <= 0.0:
+            tl.store(state + S_CUT, tl.minimum(new_top, limit))
+            tl.store(state + S_STATUS, DONE)
+        elif d_min == d_max:
+            tl.store(state + S_CUT, tl.minimum(group_cut, limit))
+            tl.store(state + S_STATUS, DONE)
+        else:
+            tl.store(state + S_DTOP, new_top)
+            tl.store(state + S_DBOT, new_bot)
+            tl.store(state + S_ABOVE_COUNT, new_above_count)
+            tl.store(state + S_ABOVE_MASS, new_above_mass)
+            tl.store(state + S_KMASS_LOW, kmass_low)
+            tl.store(state + S_KMASS_HIGH, kmass_high)
+            tl.store(state + S_WINDOW, window)
+            tl.store(state + S_SPREAD_LOW, tl.maximum(new_top, d_min))
+            tl.store(state + S_SPREAD_HIGH, tl.minimum(new_bot, _next_up(d_max)))
+            if LAST:
+                tl.store(state + S_STATUS, EXACT_KERNEL)
+            else:
+                tl.store(state + S_STATUS, tl.where(window <= CAP, COPY, COUNT))
+
+    @triton.jit
+    def _candidates(buffer_ptr, row, chunks, starts, sizes, n, i, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
+        """Candidates i (dense, 0..n-1) of the row from the per-chunk buffers (chunk c holds sizes[c] of them
+        from starts[c] on): their depths (+inf past n) and whether they exist."""
+        cidx = tl.arange(0, CHUNKS_P2)
+        owner = tl.sum(((starts[None, :] <= i[:, None]) & (cidx[None, :] < chunks)).to(tl.int32), axis=1) - 1
+        start = tl.sum(tl.where(cidx[None, :] == owner[:, None], starts[None, :], 0), axis=1)
+        valid = i < n
+        d = tl.load(buffer_ptr + (row * chunks + owner).to(tl.int64) * CAP + (i - start), mask=valid,
+                    other=float("inf"), cache_modifier=".cg")
+        return d, valid
+
+    @triton.jit
+    def _above_candidates(dense, i, n, d_all, valid_all, mass_all, above_count, above_mass):
+        """Candidates i of the dense list: their depths, whether they exist, and the count and mass of the tokens
+        strictly above each (those above the window, and the shallower candidates: a tie group shares them)."""
+        d = tl.load(dense + i, cache_modifier=".cg")
+        shallower = valid_all[None, :] & (d_all[None, :] < d[:, None])
+        count = above_count + tl.sum(shallower.to(tl.float32), axis=1)
+        above = above_mass + tl.sum(tl.where(shallower, mass_all[None, :], 0.0), axis=1)
+        return d, i < n, count, above
+
+    @triton.jit
+    def _decide_from_candidates(part_cnt_ptr, buffer_ptr, state, row, chunks, vocab, k, p, d_top,
+                                RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NL: tl.constexpr,
+                                CAP: tl.constexpr, CHUNKS_P2: tl.constexpr, BI: tl.constexpr):
+        """The combining program of a copying pass: the exact cut among the window's tokens."""
+        cidx = tl.arange(0, CHUNKS_P2)
+        sizes = tl.load(part_cnt_ptr + (row * chunks + cidx) * NL + NL - 1, mask=cidx < chunks, other=0,
+                        cache_modifier=".cg")
+        starts = tl.cumsum(sizes, axis=0) - sizes
+        n = tl.sum(sizes, axis=0)
+        every = tl.arange(0, CAP)
+        d_all, valid_all = _candidates(buffer_ptr, row, chunks, starts, sizes, n, every, CAP, CHUNKS_P2)
+        mass_all = tl.where(valid_all, tl.exp2(-d_all), 0.0)
+        # the candidates, dense, over the first chunk's buffer (read above; no other program uses it now)
+        dense = buffer_ptr + (row * chunks).to(tl.int64) * CAP
+        tl.debug_barrier()
+        tl.store(dense + every, d_all)
+        tl.debug_barrier()
+        above_count = tl.load(state + S_ABOVE_COUNT)
+        above_mass = tl.load(state + S_ABOVE_MASS)
+        kf, k_on, k_off, p_on, p_off = _filters_on(k, p, vocab)
+        # top-k: a candidate stays when fewer than k tokens lie strictly above it; the mass top-k keeps
+        kept_mass = above_mass
+        for b in tl.static_range(CAP // BI):
+            d, valid, count, _above = _above_candidates(dense, b * BI + tl.arange(0, BI), n, d_all, valid_all,
+                                                        mass_all, above_count, above_mass)
+            kept = valid & tl.where(k_off, True, count < kf)
+            kept_mass += tl.sum(tl.where(kept, tl.exp2(-d), 0.0), axis=0)
+        # top-k's mass, unless known already (then the window may lie above top-k's threshold)
+        kmass_low = tl.load(state + S_KMASS_LOW)
+        kept_mass = tl.where(kmass_low == tl.load(state + S_KMASS_HIGH), kmass_low, kept_mass)
+        if RENORMALISED:
+            target = p * tl.where(k_on, kept_mass, tl.load(state + S_Z))
+        else:
+            target = p * tl.load(state + S_Z)
+        deepest = tl.full([], float("-inf"), tl.float32)
+        for b in tl.static_range(CAP // BI):
+            d, valid, count, above = _above_candidates(dense, b * BI + tl.arange(0, BI), n, d_all, valid_all,
+                                                       mass_all, above_count, above_mass)
+            if STRICT:
+                kept_p = above < target
+            else:
+                kept_p = above <= target
+            kept = valid & tl.where(k_off, True, count < kf) & tl.where(p_off, True, kept_p)
+            deepest = tl.maximum(deepest, tl.max(tl.where(kept, d, float("-inf")), axis=0))
+        cut = tl.where(deepest > float("-inf"), _next_up(tl.maximum(deepest, 0.0)), d_top)
+        tl.store(state + S_CUT, tl.minimum(cut, tl.load(state + S_LIMIT)))
+        tl.store(state + S_STATUS, DONE)
+
+    @triton.jit
+    def _search_pass_kernel(logits_ptr, row_stride, top_k_ptr, top_p_ptr, state_ptr, part_cnt_ptr, part_mass_ptr,
+                            part_range_ptr, buffer_ptr, counters_ptr, vocab, tiles_per_program, chunks,
+                            FIRST: tl.constexpr, LAST: tl.constexpr, RENORMALISED: tl.constexpr,
+                            STRICT: tl.constexpr, NL: tl.constexpr, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr,
+                            TILE: tl.constexpr, SUB_: tl.constexpr, BI: tl.constexpr):
+        pid = tl.program_id(0)
+        c = pid % chunks
+        row = pid // chunks
+        state = state_ptr + row * STATE
+        status = tl.load(state + S_STATUS)
+        if (status == COUNT) | (status == COPY):
+            top = tl.load(state + S_TOP)
+            scale = tl.load(state + S_SCALE)
+            d_top = tl.load(state + S_DTOP)
+            d_bot = tl.load(state + S_DBOT)
+            low = tl.load(state + S_SPREAD_LOW)
+            high = tl.load(state + S_SPREAD_HIGH)
+            base = logits_ptr + row.to(tl.int64) * row_stride
+            start = c * tiles_per_program * TILE
+            end = tl.minimum(start + tiles_per_program * TILE, vocab)
+            j = tl.arange(0, NL)
+            if status == COUNT:
+                cuts = _cuts(j, d_top, d_bot, low, high, FIRST, NL)
+                counts = tl.zeros([NL, SUB_], tl.int32)
+                masses = tl.zeros([NL, SUB_], tl.float32)
+                d_min = tl.full([SUB_], float("inf"), tl.float32)
+                d_max = tl.full([SUB_], float("-inf"), tl.float32)
+                for block in tl.range(start, end, SUB_, num_stages=4):  # loads issued ahead (latency bound)
+                    d = _depths(base, block + tl.arange(0, SUB_), end, top, scale)
+                    inside = (d >= d_top) & (d < d_bot)
+                    d = tl.where(inside, d, float("inf"))  # below no cut (every cut is at most d_bot)
+                    mass = tl.exp2(-d)
+                    below = d[None, :] < cuts[:, None]
+                    counts += tl.where(below, 1, 0)
+                    masses += tl.where(below, mass[None, :], 0.0)
+                    d_min = tl.minimum(d_min, d)
+                    d_max = tl.maximum(d_max, tl.where(inside, d, float("-inf")))
+                at = (row * chunks + c) * NL + j
+                tl.store(part_cnt_ptr + at, tl.sum(counts, axis=1))
+                tl.store(part_mass_ptr + at, tl.sum(masses, axis=1))
+                tl.store(part_range_ptr + (row * chunks + c) * 2, tl.min(d_min, axis=0))
+                tl.store(part_range_ptr + (row * chunks + c) * 2 + 1, tl.max(d_max, axis=0))
+            else:
+                buffer = buffer_ptr + (row * chunks + c).to(tl.int64) * CAP
+                copied = tl.zeros([], tl.int32)
+                for block in tl.range(start, end, SUB_, num_stages=4):  # loads issued ahead (latency bound)
+                    d = _depths(base, block + tl.arange(0, SUB_), end, top, scale)
+                    inside = (d >= d_top) & (d < d_bot)
+                    slot = copied + tl.cumsum(inside.to(tl.int32), axis=0) - 1
+                    tl.store(buffer + slot, d, mask=inside & (slot < CAP))
+                    copied += tl.sum(inside.to(tl.int32), axis=0)
+                tl.store(part_cnt_ptr + (row * chunks + c) * NL + NL - 1, copied)
+            if _last_to_arrive(counters_ptr + row, chunks):
+                k = tl.load(top_k_ptr + row).to(tl.int32)
+                p = tl.load(top_p_ptr + row).to(tl.float32)
+                if status == COUNT:
+                    _decide_from_counts(part_cnt_ptr, part_mass_ptr, part_range_ptr, state, row, chunks, vocab, k,
+                                        p, d_top, d_bot, low, high, FIRST, LAST, RENORMALISED, STRICT, NL, CAP,
+                                        CHUNKS_P2)
+                else:
+                    _decide_from_candidates(part_cnt_ptr, buffer_ptr, state, row, chunks, vocab, k, p, d_top,
+                                            RENORMALISED, STRICT, NL, CAP, CHUNKS_P2, BI)
