@@ -10,7 +10,8 @@ filtered_sample(logits [B, V], temperatures, top_k, top_p, min_p, seeds, rule) -
     one exact sample per row from softmax(logits / t) restricted to what min-p, top-k and top-p keep under an
     engine's rule (filters.RULES), renormalised; temperature 0 is greedy (the first largest logit), "off" values
     (k <= 0 or >= V, p >= 1, min-p <= 0) mix freely with active ones. No probabilities written, no sort of the
-    vocabulary (filtered.py). Deterministic for given seeds; a row with no filter draws what temperature_sample does.
+    vocabulary (search.py, filtered.py). Deterministic for given seeds; a row with no filter draws what
+    temperature_sample does.
 position_keyed_seeds(request_seeds [B] int64, positions [B]) -> seeds [B] int64
     one Philox key per (request seed, token position): the noise of a seeded request's n-th token depends on
     nothing else, so the request draws the same tokens in any batch, on any replay.
@@ -21,7 +22,8 @@ that checked the inputs already (hotfuse.safety: one check per call, counted the
 `tuning` (plan.Tuning, frozen): tools and tests pass their own instead of changing module state.
 
 The package: `plan` (tuning, cluster tables, geometry), `softmax` and `race` (the kernels and their launch),
-hotfuse.kernels.cluster (the thread-block cluster exchange both cluster kernels use). It knows nothing about
+`filters` (the engines' rules and the filtered references), `search` (filtered sampling's split threshold search),
+`filtered` (its launch and its one-program kernel), hotfuse.kernels.cluster (the thread-block cluster exchange both cluster kernels use). It knows nothing about
 engines and keeps no books.
 """
 
