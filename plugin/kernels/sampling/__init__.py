@@ -23,8 +23,8 @@ that checked the inputs already (hotfuse.safety: one check per call, counted the
 
 The package: `plan` (tuning, cluster tables, geometry), `softmax` and `race` (the kernels and their launch),
 `filters` (the engines' rules and the filtered references), `search` (filtered sampling's split threshold search),
-`filtered` (its launch and its one-program kernel), hotfuse.kernels.cluster (the thread-block cluster exchange both cluster kernels use). It knows nothing about
-engines and keeps no books.
+`filtered` (its launch and its one-program kernel), hotfuse.kernels.cluster (the thread-block cluster exchange
+both cluster kernels use). It knows nothing about engines and keeps no books.
 """
 
 from __future__ import annotations
