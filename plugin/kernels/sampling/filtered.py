@@ -47,7 +47,7 @@ from hotfuse.kernels import tl, triton
 from hotfuse.kernels.sampling.filters import FilterRule
 from hotfuse.kernels.sampling import search
 from hotfuse.kernels.sampling.plan import COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning, sample_plan
-from hotfuse.kernels.sampling.race import launch_filtered_race, zeroed_counters
+from hotfuse.kernels.sampling.race import launch_filtered_race, scratch, zeroed_counters
 
 # Filtered sampling runs on CUDA only for batches where the bench measured it faster than every engine path beside
 # it (tools/bench_filtered.py, docs/BENCHMARKS.md): up to CUDA_MAX_ROWS rows (0: none). Larger CUDA batches are
@@ -67,6 +67,7 @@ MAX_VOCAB = 1 << 24    # a token index takes 24 bits of a candidate's sort key
 
 if triton is not None:
     from hotfuse.kernels.sampling.race import _best, _column_log_mass, _column_noise, _depth_noise
+    from hotfuse.kernels.sampling.search import MAX_BLOCK, _largest_logit
 
     KEY_OF_INF = tl.constexpr(0x7F800000)          # key of +inf; every finite logit's key is below it
     KEY_OF_MINUS_MAX = tl.constexpr(-2139095040)   # key of -FLT_MAX: the smallest finite logit's key
@@ -89,19 +90,6 @@ if triton is not None:
         x = tl.load(base + offs, mask=offs < vocab, other=float("-inf")).to(tl.float32)
         x = tl.where(x == x, x, float("-inf"))  # NaN: masked
         return tl.where(x == 0.0, 0.0, x), offs  # -0.0 and 0.0: one value, one key
-
-    @triton.jit
-    def _row_max(base, vocab, blocks, BLOCK: tl.constexpr):
-        """(largest logit, the first index holding it); an all -inf row gives (-inf, 0)."""
-        top = tl.full([], float("-inf"), tl.float32)
-        first = tl.zeros([], tl.int32)
-        for block in range(0, blocks):
-            x, offs = _load_block(base, block, vocab, BLOCK)
-            m = tl.max(x, axis=0)
-            i = tl.min(tl.where(x == m, offs, 2147483647), axis=0)
-            first = tl.where(m > top, i, first)
-            top = tl.maximum(top, m)
-        return top, first
 
     @triton.jit
     def _row_histogram(base, vocab, blocks, top, scale, depth_limit, BINS: tl.constexpr, CAP: tl.constexpr,
@@ -276,7 +264,7 @@ if triton is not None:
         first = tl.zeros([], tl.int32)
         filtered = top_k_on | top_p_on | min_p_on
         if greedy | filtered:
-            top, first = _row_max(base, vocab, blocks, BLOCK)
+            top, first = _largest_logit(base, 0, vocab, MAX_BLOCK)
         if greedy | (filtered & (top == float("-inf"))):  # (a row without a filter races as temperature_sample)
             tl.store(out_ptr + row, first.to(tl.int64))
         else:
@@ -336,13 +324,11 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
     plan = sample_plan(rows, vocab, device, tuning)
     chunks, chunks_p2 = plan.chunks, triton.next_power_of_2(plan.chunks)
     candidates = tuning.search_candidates
-    state = torch.empty((rows, search.STATE_FIELDS), dtype=torch.float32, device=device)
-    part_top = torch.empty((rows, chunks), dtype=torch.float32, device=device)
-    part_first = torch.empty((rows, chunks), dtype=torch.int32, device=device)
-    part_count = torch.empty((rows, chunks, search.LEVELS), dtype=torch.int32, device=device)
-    part_mass = torch.empty((rows, chunks, search.LEVELS), dtype=torch.float32, device=device)
-    part_range = torch.empty((rows, chunks, 2), dtype=torch.float32, device=device)
-    buffer = torch.empty((rows, chunks, candidates), dtype=torch.float32, device=device)
+    state, part_top, part_first, part_count, part_mass, part_range, buffer, exact_buffer = scratch(device, [
+        ((rows, search.STATE_FIELDS), torch.float32), ((rows, chunks), torch.float32),
+        ((rows, chunks), torch.int32), ((rows, chunks, search.LEVELS), torch.int32),
+        ((rows, chunks, search.LEVELS), torch.float32), ((rows, chunks, 2), torch.float32),
+        ((rows, chunks, candidates), torch.float32), ((rows, tuning.filter_candidates), torch.int64)])
     counters = zeroed_counters(device, rows)
     grid = (rows * chunks,)
     tile = COLUMN_DEPTH * COLUMN_LANES
@@ -366,7 +352,6 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
         found = torch.stack([torch.full_like(state[:, 0], float("-inf")), state[:, column["top"]],
                              state[:, column["cut"]], state[:, column["scale"]], torch.ones_like(state[:, 0])], dim=1)
         thresholds.copy_(torch.where(done, found, thresholds))
-    exact_buffer = torch.empty((rows, tuning.filter_candidates), dtype=torch.int64, device=device)
     _filtered_sample_kernel[(rows,)](
         logits, logits.stride(0), temperatures.reshape(rows), top_k.reshape(rows), top_p.reshape(rows),
         min_p.reshape(rows), seeds.reshape(rows), exact_buffer, out,

@@ -327,6 +327,38 @@ def zeroed_counters(device: torch.device, n: int) -> torch.Tensor:
     return counters
 
 
+_SCRATCH: dict[tuple[int, int], torch.Tensor] = {}
+
+
+def scratch(device: torch.device, shapes: list[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
+    """Uninitialised work tensors of these shapes and dtypes, carved from one byte workspace per (device, stream)
+    that only grows: no allocation on the sampling path once the largest batch has been seen. Kernels on one stream
+    run one after another, so one call's tensors are free again when the next call launches; each must be written
+    before it is read. (Kept forever, as zeroed_counters' workspaces: CUDA graphs may hold their addresses.)"""
+    offsets, size = [], 0
+    for shape, dtype in shapes:
+        align = max(dtype.itemsize, 16)
+        size = -(-size // align) * align
+        offsets.append(size)
+        size += dtype.itemsize * _numel(shape)
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device.index if device.index is not None else -1, stream)
+    workspace = _SCRATCH.get(key)
+    if workspace is None or workspace.numel() < size:
+        workspace = torch.empty(max(size, 1 << 20), dtype=torch.uint8, device=device)
+        _SCRATCH[key] = workspace
+        _ALL_WORKSPACES.append(workspace)
+    return [workspace[at:at + dtype.itemsize * _numel(shape)].view(dtype).view(shape)
+            for at, (shape, dtype) in zip(offsets, shapes)]
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for size in shape:
+        n *= size
+    return n
+
+
 def launch_cluster_race(logits, temperatures, seeds, out, ctas, per_cta, tuning: Tuning) -> bool:
     """Launches the cluster race; False (recorded: the column race from then on) if it cannot run here."""
     rows, vocab = logits.shape

@@ -63,6 +63,7 @@ if triton is not None:
     STATE = tl.constexpr(STATE_FIELDS)
     (S_STATUS, S_TOP, S_SCALE, S_CUT, S_LIMIT, S_DTOP, S_DBOT, S_ABOVE_COUNT, S_ABOVE_MASS, S_Z, S_KMASS_LOW,
      S_KMASS_HIGH, S_SPREAD_LOW, S_SPREAD_HIGH, S_WINDOW, _S_SPARE) = (tl.constexpr(i) for i in range(STATE_FIELDS))
+    MAX_BLOCK = tl.constexpr(1024)  # the largest logit's loop: 8 lanes a thread at 4 warps (few registers)
     COUNT, COPY, DONE, SKIP, EXACT_KERNEL = (tl.constexpr(STATUS[name]) for name in
                                              ("count", "copy", "done", "skip", "exact_kernel"))
 
@@ -94,6 +95,23 @@ if triton is not None:
         return k.to(tl.float32), (k > 0) & (k < vocab), (k <= 0) | (k >= vocab), p < 1.0, p >= 1.0
 
     @triton.jit
+    def _largest_logit(base, start, end, BLOCK: tl.constexpr):
+        """(the largest of base[start:end], the first index holding it), NaN read as -inf; (-inf, start) when
+        every value is -inf. Each lane keeps its own maximum and first index over the blocks (the loads are
+        issued ahead), and the lanes are reduced once at the end."""
+        best = tl.full([BLOCK], float("-inf"), tl.float32)
+        at = tl.zeros([BLOCK], tl.int32) + start
+        for block in tl.range(start, end, BLOCK, num_stages=3):
+            offs = block + tl.arange(0, BLOCK)
+            x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+            better = x > best  # NaN never is; a later equal value neither
+            at = tl.where(better, offs, at)
+            best = tl.where(better, x, best)
+        top = tl.max(best, axis=0)
+        first = tl.min(tl.where(best == top, at, 2147483647), axis=0)
+        return top + 0.0, first  # (+0.0: -0.0 becomes +0.0)
+
+    @triton.jit
     def _search_top_kernel(logits_ptr, row_stride, temp_ptr, top_k_ptr, top_p_ptr, min_p_ptr, state_ptr,
                            part_top_ptr, part_first_ptr, counters_ptr, out_ptr, vocab, tiles_per_program, chunks,
                            MIN_P_FIRST: tl.constexpr, CHUNKS_P2: tl.constexpr, TILE: tl.constexpr):
@@ -117,16 +135,7 @@ if triton is not None:
             base = logits_ptr + row.to(tl.int64) * row_stride
             start = c * tiles_per_program * TILE
             end = tl.minimum(start + tiles_per_program * TILE, vocab)
-            top = tl.full([], float("-inf"), tl.float32)
-            first = tl.zeros([], tl.int32) + start
-            for block in range(start, end, TILE):
-                offs = block + tl.arange(0, TILE)
-                x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
-                x = tl.where(x == x, x, float("-inf"))  # NaN: masked
-                m = tl.max(x, axis=0)
-                i = tl.min(tl.where(x == m, offs, 2147483647), axis=0)
-                first = tl.where(m > top, i, first)
-                top = tl.maximum(top, m)
+            top, first = _largest_logit(base, start, end, MAX_BLOCK)
             tl.store(part_top_ptr + row * chunks + c, top)
             tl.store(part_first_ptr + row * chunks + c, first)
             if _last_to_arrive(counters_ptr + row, chunks):
@@ -165,6 +174,19 @@ if triton is not None:
     def _depths(base, offs, end, top, scale):
         x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
         return (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
+
+    @triton.jit
+    def _count_block(d, inside, cuts, counts, masses, d_min, d_max):
+        """Adds one block's tokens to a counting pass's per-lane tallies: per cut, how many of the window's tokens
+        lie below it and their mass; and the shallowest and deepest depth seen in the window."""
+        d = tl.where(inside, d, float("inf"))  # below no cut (every cut is at most d_bot)
+        mass = tl.exp2(-d)
+        below = d[None, :] < cuts[:, None]
+        counts += tl.where(below, 1, 0)
+        masses += tl.where(below, mass[None, :], 0.0)
+        d_min = tl.minimum(d_min, d)
+        d_max = tl.maximum(d_max, tl.where(inside, d, float("-inf")))
+        return counts, masses, d_min, d_max
 
     @triton.jit
     def _decide_from_counts(part_cnt_ptr, part_mass_ptr, part_range_ptr, state, row, chunks, vocab, k, p,
@@ -365,13 +387,10 @@ if triton is not None:
                 for block in tl.range(start, end, SUB_, num_stages=4):  # loads issued ahead (latency bound)
                     d = _depths(base, block + tl.arange(0, SUB_), end, top, scale)
                     inside = (d >= d_top) & (d < d_bot)
-                    d = tl.where(inside, d, float("inf"))  # below no cut (every cut is at most d_bot)
-                    mass = tl.exp2(-d)
-                    below = d[None, :] < cuts[:, None]
-                    counts += tl.where(below, 1, 0)
-                    masses += tl.where(below, mass[None, :], 0.0)
-                    d_min = tl.minimum(d_min, d)
-                    d_max = tl.maximum(d_max, tl.where(inside, d, float("-inf")))
+                    if FIRST:  # the window is the whole row
+                        counts, masses, d_min, d_max = _count_block(d, inside, cuts, counts, masses, d_min, d_max)
+                    elif tl.max(inside.to(tl.int32), axis=0) > 0:  # later windows are narrow: most blocks miss
+                        counts, masses, d_min, d_max = _count_block(d, inside, cuts, counts, masses, d_min, d_max)
                 at = (row * chunks + c) * NL + j
                 tl.store(part_cnt_ptr + at, tl.sum(counts, axis=1))
                 tl.store(part_mass_ptr + at, tl.sum(masses, axis=1))
@@ -383,9 +402,11 @@ if triton is not None:
                 for block in tl.range(start, end, SUB_, num_stages=4):  # loads issued ahead (latency bound)
                     d = _depths(base, block + tl.arange(0, SUB_), end, top, scale)
                     inside = (d >= d_top) & (d < d_bot)
-                    slot = copied + tl.cumsum(inside.to(tl.int32), axis=0) - 1
-                    tl.store(buffer + slot, d, mask=inside & (slot < CAP))
-                    copied += tl.sum(inside.to(tl.int32), axis=0)
+                    n = tl.sum(inside.to(tl.int32), axis=0)
+                    if n > 0:  # the window holds few tokens: most blocks have none to copy
+                        slot = copied + tl.cumsum(inside.to(tl.int32), axis=0) - 1
+                        tl.store(buffer + slot, d, mask=inside & (slot < CAP))
+                    copied += n
                 tl.store(part_cnt_ptr + (row * chunks + c) * NL + NL - 1, copied)
             if _last_to_arrive(counters_ptr + row, chunks):
                 k = tl.load(top_k_ptr + row).to(tl.int32)
