@@ -28,6 +28,8 @@ Inputs are not checked here: `hotfuse.kernels.sampling` does that.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from hotfuse.kernels import KERNEL_FAILURES, tl, triton
@@ -310,6 +312,12 @@ _WORKSPACES: dict[tuple[int, int], torch.Tensor] = {}
 _ALL_WORKSPACES: list[torch.Tensor] = []  # never freed: CUDA graphs may have captured their addresses
 
 
+def _stream_key(device: torch.device) -> tuple[int, int]:
+    """(device index, current stream): the key of a workspace that kernels on one stream share."""
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    return device.index if device.index is not None else -1, stream
+
+
 def zeroed_counters(device: torch.device, n: int) -> torch.Tensor:
     """int32 arrival counters that are zero before and after every kernel that uses them.
 
@@ -317,8 +325,7 @@ def zeroed_counters(device: torch.device, n: int) -> torch.Tensor:
     counter at the same time. Kernels put the counters they used back to zero, so no launch pays for a
     memset. (Graphs that sample must therefore not be replayed concurrently on several streams.)
     """
-    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-    key = (device.index if device.index is not None else -1, stream)
+    key = _stream_key(device)
     counters = _WORKSPACES.get(key)
     if counters is None or counters.numel() < n:
         counters = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
@@ -340,23 +347,15 @@ def scratch(device: torch.device, shapes: list[tuple[tuple[int, ...], torch.dtyp
         align = max(dtype.itemsize, 16)
         size = -(-size // align) * align
         offsets.append(size)
-        size += dtype.itemsize * _numel(shape)
-    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-    key = (device.index if device.index is not None else -1, stream)
+        size += dtype.itemsize * math.prod(shape)
+    key = _stream_key(device)
     workspace = _SCRATCH.get(key)
     if workspace is None or workspace.numel() < size:
         workspace = torch.empty(max(size, 1 << 20), dtype=torch.uint8, device=device)
         _SCRATCH[key] = workspace
         _ALL_WORKSPACES.append(workspace)
-    return [workspace[at:at + dtype.itemsize * _numel(shape)].view(dtype).view(shape)
+    return [workspace[at:at + dtype.itemsize * math.prod(shape)].view(dtype).view(shape)
             for at, (shape, dtype) in zip(offsets, shapes)]
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for size in shape:
-        n *= size
-    return n
 
 
 def launch_cluster_race(logits, temperatures, seeds, out, ctas, per_cta, tuning: Tuning) -> bool:
