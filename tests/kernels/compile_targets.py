@@ -39,8 +39,8 @@ FILTERED_SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "top_k_ptr": "*i32", "top_p_pt
 SEARCH_TOP = {**LOGITS, "temp_ptr": "*fp32", "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "min_p_ptr": "*fp32",
               "state_ptr": "*fp32", "part_top_ptr": "*fp32", "part_first_ptr": "*i32", "counters_ptr": "*i32",
               "out_ptr": "*i64", "vocab": "i32", "tiles_per_program": "i32", "chunks": "i32"}
-SEARCH_PASS = {**LOGITS, "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "state_ptr": "*fp32", "part_cnt_ptr": "*i32",
-               "part_mass_ptr": "*fp32", "part_range_ptr": "*fp32", "buffer_ptr": "*fp32", "counters_ptr": "*i32",
+SEARCH_PASS = {**LOGITS, "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "state_ptr": "*fp32", "part_hist_ptr": "*i32",
+               "part_tally_ptr": "*fp32", "part_copied_ptr": "*i32", "buffer_ptr": "*fp32", "counters_ptr": "*i32",
                "vocab": "i32", "tiles_per_program": "i32", "chunks": "i32"}
 STATE_LAYOUT = {"STATE": search.STATE_FIELDS, "S_STATUS": search.COLUMN["status"]}
 ROUTE_TILE = {"gating_ptr": "*fp32", "row_stride": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
@@ -93,8 +93,8 @@ def cases_for(capability):
         **{f"search_pass_{name}": (
             search._search_pass_kernel, {**SEARCH_PASS, "logits_ptr": dtype},
             {"FIRST": first, "LAST": last, "RENORMALISED": rule.top_p_renormalised,
-             "STRICT": rule.top_p_boundary_strict, "NL": search.LEVELS, "CAP": tuning.search_candidates,
-             "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES, "SUB_": search.SUB,
+             "STRICT": rule.top_p_boundary_strict, "NB": search.BINS, "CAP": tuning.search_candidates,
+             "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES, "BLOCK": search.COUNT_STEP,
              "BI": search.PAIR_BLOCK}, {"num_warps": 8})
            for name, rule, dtype, first, last in (("first_vllm", RULES["vllm"], "*fp32", True, False),
                                                   ("last_sglang_bf16", RULES["sglang"], "*bf16", False, True))},

@@ -324,11 +324,11 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
     plan = sample_plan(rows, vocab, device, tuning)
     chunks, chunks_p2 = plan.chunks, triton.next_power_of_2(plan.chunks)
     candidates = tuning.search_candidates
-    state, part_top, part_first, part_count, part_mass, part_range, buffer, exact_buffer = scratch(device, [
-        ((rows, search.STATE_FIELDS), torch.float32), ((rows, chunks), torch.float32),
-        ((rows, chunks), torch.int32), ((rows, chunks, search.LEVELS), torch.int32),
-        ((rows, chunks, search.LEVELS), torch.float32), ((rows, chunks, 2), torch.float32),
-        ((rows, chunks, candidates), torch.float32), ((rows, tuning.filter_candidates), torch.int64)])
+    state, part_top, part_first, part_hist, part_tally, part_copied, buffer, exact_buffer = scratch(device, [
+        ((rows, search.STATE_FIELDS), torch.float32), ((rows, chunks), torch.float32), ((rows, chunks), torch.int32),
+        ((rows, chunks, search.BINS), torch.int32), ((rows, chunks, search.TALLIES), torch.float32),
+        ((rows, chunks), torch.int32), ((rows, chunks, candidates), torch.float32),
+        ((rows, tuning.filter_candidates), torch.int64)])
     counters = zeroed_counters(device, rows)
     grid = (rows * chunks,)
     tile = COLUMN_DEPTH * COLUMN_LANES
@@ -338,11 +338,11 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
         MIN_P_FIRST=rule.min_p_first, CHUNKS_P2=chunks_p2, TILE=tile, num_warps=SAMPLE_WARPS)
     for n in range(tuning.search_passes):
         search._search_pass_kernel[grid](
-            logits, logits.stride(0), top_k.reshape(rows), top_p.reshape(rows), state, part_count, part_mass,
-            part_range, buffer, counters, vocab, plan.tiles_per_program, chunks, FIRST=n == 0,
+            logits, logits.stride(0), top_k.reshape(rows), top_p.reshape(rows), state, part_hist, part_tally,
+            part_copied, buffer, counters, vocab, plan.tiles_per_program, chunks, FIRST=n == 0,
             LAST=n == tuning.search_passes - 1, RENORMALISED=rule.top_p_renormalised,
-            STRICT=rule.top_p_boundary_strict, NL=search.LEVELS, CAP=candidates, CHUNKS_P2=chunks_p2, TILE=tile,
-            SUB_=search.SUB, BI=min(search.PAIR_BLOCK, candidates), num_warps=8)
+            STRICT=rule.top_p_boundary_strict, NB=search.BINS, CAP=candidates, CHUNKS_P2=chunks_p2, TILE=tile,
+            BLOCK=search.COUNT_STEP, BI=min(search.PAIR_BLOCK, candidates), num_warps=8)
     column = search.COLUMN
     launch_filtered_race(logits, temperatures, seeds, state, out,
                          {"STATE": search.STATE_FIELDS, "S_STATUS": column["status"], "S_TOP": column["top"],

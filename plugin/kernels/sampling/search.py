@@ -12,15 +12,20 @@ Launches (grid: rows x chunks, the column race's chunks; `plan.sample_plan`):
 1. top: each program the largest logit of its chunk (and the first index holding it); the row's last program to
    finish (an arrival counter, as in race.py) combines them in a fixed order. Greedy rows and rows with every
    logit masked get their token here; rows without top-k or top-p get their cut (min-p's, or none) and are done.
-2. passes (`search_passes` of them): the rest keep a window [d_top, d_bot) of depths: every token above it is kept
-   (their count and mass are known), every token below it dropped, and the threshold lies inside. A pass either
-   - counts and weighs the window's tokens below LEVELS cuts (the first pass: cuts at depths 2^-5 .. 2^9, then
-     cuts spread evenly over the window's tokens), and the combining program narrows the window to the cuts
-     between which every filter can still change its mind; or, once the window holds at most `search_candidates`
-     tokens,
-   - copies the window's depths to a per-chunk buffer, and the combining program finds the exact cut among them:
-     each candidate's count and mass of strictly shallower tokens (by comparing every pair), top-k first, then
-     top-p against the rule's mass.
+2. passes (`search_passes` of them): the rest keep a window [d_top, d_bot) of depths: every token above it is kept,
+   every token below it dropped, and the threshold lies inside. Each pass counts and weighs the tokens above the
+   window again, exactly, and either
+   - counts (COUNT): a histogram of the window's depths in BINS bins (one tally per token), 1/4 of depth wide from
+     depth 0 in the first pass, then 2^-e wide over the window, as fine as BINS bins allow while every bin index
+     stays an exact fp32 integer (so a token's bin and the comparisons of later passes with the bin edges agree);
+     and the window's exact mass (the first pass: the mass z every filter weighs against). Counts at the edges are
+     exact; masses are known within bounds (a bin's tokens weigh between 2^-(its upper edge) and 2^-(its lower
+     edge) each, and the window's mass less the bounds of what lies below an edge; widened by MASS_SLACK for
+     rounding), and the combining program narrows the window to the edges between which a filter can still change
+     its mind under those bounds; or, once the window holds at most `search_candidates` tokens,
+   - copies (COPY) the window's depths to a per-chunk buffer, and the combining program finds the exact cut among
+     them: each candidate's count and mass of strictly shallower tokens (by comparing every pair), top-k first,
+     then top-p against the rule's mass.
    A window of a single depth is decided without a copy (a tie group, kept or dropped whole).
 3. the column race of race.py over the tokens with d < cut: a row with no filter draws what temperature_sample
    draws, and a filtered row draws with the same noise.
@@ -35,8 +40,8 @@ the top-k mass, `<=` instead of `<`) and min-p's cut applies last. While top-k's
 target is known only within bounds (the mass kept by top-k above its known-kept cut, and below its known-dropped
 cut); the window narrows only where the bounds decide, and its bottom follows top-k's until top-k's mass is known.
 
-Deterministic: fixed reduction orders, integer counts, no atomics in reductions (the arrival counter only elects
-the combining program). Capturable in CUDA graphs: every decision is made on the device, launches are fixed.
+Deterministic: fixed reduction orders for every float sum; counts are integers (tl.histogram's shared-memory adds
+on a GPU are integer adds, the same sums in any order); the arrival counter only elects the combining program. Capturable in CUDA graphs: every decision is made on the device, launches are fixed.
 Inputs are not checked here (`hotfuse.kernels.sampling`).
 """
 
@@ -44,15 +49,19 @@ from __future__ import annotations
 
 from hotfuse.kernels import tl, triton
 
-LEVELS = 16   # cuts per counting pass (the last one: the window's bottom)
-SUB = 256     # tokens a counting step reads at once ([LEVELS, SUB] compares)
-PAIR_BLOCK = 32  # candidates compared with all others at once
+BINS = 64           # a counting pass's histogram bins over the window (the last one also takes the rest); a
+#                     warp tallies 32 tokens in log2(BINS) + BINS / 32 * (log2(BINS) + 1) instructions
+FIRST_BIN_SCALE = 4  # the first pass's bins per unit of depth, from depth 0: a token's mass known within 2^(1/4)
+COUNT_STEP = 1024   # tokens a counting or copying step reads at once
+PAIR_BLOCK = 16     # candidates compared with all others at once (more: more registers in every pass)
+MASS_SLACK = 2.0 ** -10  # relative widening of the histogram's mass bounds (fp32 sums, approximate exp2)
+TALLIES = 5         # per program: count and mass above the window, the window's mass, its shallowest, its deepest
 
 # The per-row state, fp32 [rows, STATE_FIELDS] (counts are exact in fp32: vocabularies are below 2^24): the field
 # names and their columns, and the row status codes after each launch (SKIP: the token is written already, a greedy
 # row or one with every logit masked; EXACT_KERNEL: left to the one-program kernel).
-FIELDS = ("status", "top", "scale", "cut", "limit", "d_top", "d_bot", "above_count", "above_mass", "z",
-          "kmass_low", "kmass_high", "spread_low", "spread_high", "window", "spare")
+FIELDS = ("status", "top", "scale", "cut", "limit", "d_top", "d_bot", "z",
+          "kmass_low", "kmass_high", "bin_base", "bin_scale", "window", "spare")
 STATE_FIELDS = len(FIELDS)
 COLUMN = {name: i for i, name in enumerate(FIELDS)}
 STATUS = {"count": 0, "copy": 1, "done": 2, "skip": 3, "exact_kernel": 4}
@@ -61,8 +70,11 @@ if triton is not None:
     from hotfuse.kernels.sampling.race import _last_to_arrive
 
     STATE = tl.constexpr(STATE_FIELDS)
-    (S_STATUS, S_TOP, S_SCALE, S_CUT, S_LIMIT, S_DTOP, S_DBOT, S_ABOVE_COUNT, S_ABOVE_MASS, S_Z, S_KMASS_LOW,
-     S_KMASS_HIGH, S_SPREAD_LOW, S_SPREAD_HIGH, S_WINDOW, _S_SPARE) = (tl.constexpr(i) for i in range(STATE_FIELDS))
+    (S_STATUS, S_TOP, S_SCALE, S_CUT, S_LIMIT, S_DTOP, S_DBOT, S_Z, S_KMASS_LOW, S_KMASS_HIGH, S_BIN_BASE,
+     S_BIN_SCALE, S_WINDOW, _S_SPARE) = (tl.constexpr(i) for i in range(STATE_FIELDS))
+    SLACK = tl.constexpr(MASS_SLACK)
+    FIRST_SCALE = tl.constexpr(float(FIRST_BIN_SCALE))
+    TALLY = tl.constexpr(TALLIES)
     MAX_BLOCK = tl.constexpr(1024)  # the largest logit's loop: 8 lanes a thread at 4 warps (few registers)
     COUNT, COPY, DONE, SKIP, EXACT_KERNEL = (tl.constexpr(STATUS[name]) for name in
                                              ("count", "copy", "done", "skip", "exact_kernel"))
@@ -76,17 +88,6 @@ if triton is not None:
     def _pick(v, j, at):
         """v[at] for a 1-D v indexed by j."""
         return tl.sum(tl.where(j == at, v, 0), axis=0)
-
-    @triton.jit
-    def _cuts(j, d_top, d_bot, low, high, FIRST: tl.constexpr, NL: tl.constexpr):
-        """The depths below which a counting pass counts: geometric in the first pass, then even steps over
-        [low, high]; the last cut is the window's bottom. Never below d_top nor above d_bot."""
-        if FIRST:
-            cuts = tl.exp2(j.to(tl.float32) - 5.0)
-        else:
-            cuts = low + (j + 1).to(tl.float32) * ((high - low) / NL)
-        cuts = tl.minimum(tl.maximum(cuts, d_top), d_bot)
-        return tl.where(j == NL - 1, d_bot, cuts)
 
     @triton.jit
     def _filters_on(k, p, vocab):
@@ -164,10 +165,10 @@ if triton is not None:
                         tl.store(state + S_DBOT, limit)
                     else:
                         tl.store(state + S_DBOT, float("inf"))
-                    tl.store(state + S_ABOVE_COUNT, 0.0)
-                    tl.store(state + S_ABOVE_MASS, 0.0)
                     tl.store(state + S_KMASS_LOW, 0.0)
                     tl.store(state + S_KMASS_HIGH, float("inf"))
+                    tl.store(state + S_BIN_BASE, 0.0)
+                    tl.store(state + S_BIN_SCALE, FIRST_SCALE)
                     tl.store(state + S_STATUS, tl.where(searched, COUNT, DONE))
 
     @triton.jit
@@ -176,52 +177,30 @@ if triton is not None:
         return (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
 
     @triton.jit
-    def _count_block(d, inside, cuts, counts, masses, d_min, d_max):
-        """Adds one block's tokens to a counting pass's per-lane tallies: per cut, how many of the window's tokens
-        lie below it and their mass; and the shallowest and deepest depth seen in the window."""
-        d = tl.where(inside, d, float("inf"))  # below no cut (every cut is at most d_bot)
-        mass = tl.exp2(-d)
-        below = d[None, :] < cuts[:, None]
-        counts += tl.where(below, 1, 0)
-        masses += tl.where(below, mass[None, :], 0.0)
-        d_min = tl.minimum(d_min, d)
-        d_max = tl.maximum(d_max, tl.where(inside, d, float("-inf")))
-        return counts, masses, d_min, d_max
+    def _power_of_two(e):
+        """2^e for an integer e in [-126, 127], exactly."""
+        return ((e + 127) << 23).to(tl.float32, bitcast=True)
 
     @triton.jit
-    def _decide_from_counts(part_cnt_ptr, part_mass_ptr, part_range_ptr, state, row, chunks, vocab, k, p,
-                            d_top, d_bot, low, high, FIRST: tl.constexpr, LAST: tl.constexpr,
-                            RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NL: tl.constexpr,
-                            CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
-        """The combining program of a counting pass: narrow the window, or decide the row."""
-        cidx = tl.arange(0, CHUNKS_P2)[:, None]
-        j = tl.arange(0, NL)
-        at = (row * chunks + cidx) * NL + j[None, :]
-        inside = cidx < chunks
-        counts = tl.sum(tl.load(part_cnt_ptr + at, mask=inside, other=0, cache_modifier=".cg"), axis=0)
-        masses = tl.sum(tl.load(part_mass_ptr + at, mask=inside, other=0.0, cache_modifier=".cg"), axis=0)
-        ridx = tl.arange(0, CHUNKS_P2)
-        d_min = tl.min(tl.load(part_range_ptr + (row * chunks + ridx) * 2, mask=ridx < chunks, other=float("inf"),
-                               cache_modifier=".cg"), axis=0)
-        d_max = tl.max(tl.load(part_range_ptr + (row * chunks + ridx) * 2 + 1, mask=ridx < chunks,
-                               other=float("-inf"), cache_modifier=".cg"), axis=0)
-        cuts = _cuts(j, d_top, d_bot, low, high, FIRST, NL)
-        above_count = tl.load(state + S_ABOVE_COUNT)
-        above_mass = tl.load(state + S_ABOVE_MASS)
-        count = above_count + counts.to(tl.float32)  # tokens with d < cut (window and above)
-        mass = above_mass + masses
-        if FIRST:
-            z = _pick(mass, j, NL - 1)
-            tl.store(state + S_Z, z)
-        else:
-            z = tl.load(state + S_Z)
+    def _exponent(x):
+        """floor(log2(x)) of a normal fp32 x > 0, exactly (from its bits)."""
+        return ((x.to(tl.int32, bitcast=True) >> 23) & 0xFF) - 127
+
+    @triton.jit
+    def _narrow(state, count, mass_lo, mass_hi, cuts, j, z, above_count, above_mass, d_top, d_bot, d_min, d_max, k,
+                p, vocab, LAST: tl.constexpr, RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr,
+                CAP: tl.constexpr):
+        """The combining program's decision from a counting pass at NB ascending cuts (the last one: the window's
+        bottom): count[j] tokens with d < cuts[j] (those above the window included), of a mass within
+        [mass_lo[j], mass_hi[j]]. Narrows the window to the cuts between which a filter can still change its mind
+        under those bounds (and sets the next pass's bins over it), or decides the row."""
         kf, k_on, k_off, p_on, p_off = _filters_on(k, p, vocab)
         keep_k = tl.where(k_off, True, count <= kf)  # every token with d < cut is among the top k (ties included)
         drop_k = tl.where(k_on, count >= kf, False)  # every token with d >= cut has k tokens above it
         kmass_low = tl.load(state + S_KMASS_LOW)
         kmass_high = tl.load(state + S_KMASS_HIGH)
-        kmass_low = tl.maximum(kmass_low, tl.maximum(above_mass, tl.max(tl.where(keep_k, mass, 0.0), axis=0)))
-        kmass_high = tl.minimum(kmass_high, tl.min(tl.where(drop_k, mass, float("inf")), axis=0))
+        kmass_low = tl.maximum(kmass_low, tl.maximum(above_mass, tl.max(tl.where(keep_k, mass_lo, 0.0), axis=0)))
+        kmass_high = tl.minimum(kmass_high, tl.min(tl.where(drop_k, mass_hi, float("inf")), axis=0))
         kmass_low = tl.where(k_on, kmass_low, z)
         kmass_high = tl.where(k_on, kmass_high, z)
         if RENORMALISED:
@@ -231,35 +210,41 @@ if triton is not None:
             target_low = p * z
             target_high = p * z
         if STRICT:
-            keep_p = tl.where(p_off, True, mass < target_low)
-            drop_p = tl.where(p_on, mass >= target_high, False)
+            keep_p = tl.where(p_off, True, mass_hi < target_low)
+            drop_p = tl.where(p_on, mass_lo >= target_high, False)
         else:
-            keep_p = tl.where(p_off, True, mass <= target_low)
-            drop_p = tl.where(p_on, mass > target_high, False)
+            keep_p = tl.where(p_off, True, mass_hi <= target_low)
+            drop_p = tl.where(p_on, mass_lo > target_high, False)
         if RENORMALISED:  # the window keeps top-k's threshold until top-k's mass is known
             drop_p = tl.where(k_off | (kmass_low == kmass_high), drop_p, False)
         hi = tl.max(tl.where(keep_k & keep_p, j, -1), axis=0)
-        lo = tl.min(tl.where(drop_k | drop_p, j, NL), axis=0)
+        lo = tl.min(tl.where(drop_k | drop_p, j, NB), axis=0)
         new_top = tl.where(hi >= 0, _pick(cuts, j, hi), d_top)
         new_above_count = tl.where(hi >= 0, _pick(count, j, hi), above_count)
-        new_above_mass = tl.where(hi >= 0, _pick(mass, j, hi), above_mass)
-        new_bot = tl.where(lo < NL, _pick(cuts, j, lo), d_bot)
-        bottom_count = tl.where(lo < NL, _pick(count, j, lo), _pick(count, j, NL - 1))
+        new_bot = tl.where(lo < NB, _pick(cuts, j, lo), d_bot)
+        bottom_count = tl.where(lo < NB, _pick(count, j, lo), _pick(count, j, NB - 1))
         window = bottom_count - new_above_count
-        # a window of one depth (the old window held one): a tie group, kept or dropped whole
-        group_k = k_off | (new_above_count < kf)
+        # a window of one depth: a tie group, kept or dropped whole. Its mass is exact (window * 2^-d_min), and so
+        # is the mass above it: every token above the window (exact) and none of the window's.
+        group_k = k_off | (above_count < kf)
         group_mass = window * tl.exp2(-d_min)
-        group_kmass = tl.where(kmass_low == kmass_high, kmass_low,
-                               new_above_mass + tl.where(group_k, group_mass, 0.0))
+        group_kmass = tl.where(kmass_low == kmass_high, kmass_low, above_mass + tl.where(group_k, group_mass, 0.0))
         if RENORMALISED:
             group_target = p * tl.where(k_on, group_kmass, z)
         else:
             group_target = p * z
         if STRICT:
-            group_p = p_off | (new_above_mass < group_target)
+            group_p = p_off | (above_mass < group_target)
         else:
-            group_p = p_off | (new_above_mass <= group_target)
-        group_cut = tl.where(group_k & group_p, _next_up(d_min), new_top)
+            group_p = p_off | (above_mass <= group_target)
+        group_cut = tl.where(group_k & group_p, _next_up(d_min), d_top)
+        # the next pass's bins: [lo_d, hi_d) holds the new window's tokens; bins of 2^-e, as fine as BINS bins allow
+        # while every bin index stays an exact fp32 integer (hi_d * 2^e < 2^23)
+        lo_d = tl.maximum(new_top, d_min)
+        hi_d = tl.minimum(new_bot, _next_up(d_max))
+        span = tl.maximum(hi_d - lo_d, 1e-30)
+        e = tl.minimum(_exponent(tl.minimum((NB - 1) / span, 1e30)), _exponent(tl.minimum(8388608.0 / hi_d, 1e30)))
+        bin_scale = _power_of_two(tl.minimum(tl.maximum(e, -120), 100))
         limit = tl.load(state + S_LIMIT)
         if lo <= hi:  # the same cut keeps everything above it and drops everything below
             tl.store(state + S_CUT, tl.minimum(_pick(cuts, j, lo), limit))
@@ -267,23 +252,63 @@ if triton is not None:
         elif window <= 0.0:
             tl.store(state + S_CUT, tl.minimum(new_top, limit))
             tl.store(state + S_STATUS, DONE)
-        elif d_min == d_max:
+        elif d_min == d_max:  # the whole window is one depth
             tl.store(state + S_CUT, tl.minimum(group_cut, limit))
             tl.store(state + S_STATUS, DONE)
         else:
             tl.store(state + S_DTOP, new_top)
             tl.store(state + S_DBOT, new_bot)
-            tl.store(state + S_ABOVE_COUNT, new_above_count)
-            tl.store(state + S_ABOVE_MASS, new_above_mass)
             tl.store(state + S_KMASS_LOW, kmass_low)
             tl.store(state + S_KMASS_HIGH, kmass_high)
             tl.store(state + S_WINDOW, window)
-            tl.store(state + S_SPREAD_LOW, tl.maximum(new_top, d_min))
-            tl.store(state + S_SPREAD_HIGH, tl.minimum(new_bot, _next_up(d_max)))
+            tl.store(state + S_BIN_SCALE, bin_scale)
+            tl.store(state + S_BIN_BASE, tl.floor(lo_d * bin_scale))
             if LAST:
                 tl.store(state + S_STATUS, EXACT_KERNEL)
             else:
                 tl.store(state + S_STATUS, tl.where(window <= CAP, COPY, COUNT))
+
+    @triton.jit
+    def _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
+                               above_mass, d_top, d_bot, FIRST: tl.constexpr, LAST: tl.constexpr,
+                               RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr,
+                               CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
+        """The combining program of a counting pass: per bin edge, the exact count of the tokens above it and bounds
+        on their mass (a bin's tokens weigh between 2^-(its upper edge) and 2^-(its lower edge) each; the window's
+        exact mass w bounds them from the other side too: above the window, w, less what lies below the edge)."""
+        cidx = tl.arange(0, CHUNKS_P2)
+        b = tl.arange(0, NB)
+        present = cidx < chunks
+        tallies = part_tally_ptr + (row * chunks + cidx) * TALLY
+        hist = tl.zeros([NB], tl.int32)
+        for chunk in range(0, chunks):  # in order (integer sums: any order gives the same)
+            hist += tl.load(part_hist_ptr + (row * chunks + chunk) * NB + b, cache_modifier=".cg")
+        w = tl.sum(tl.load(tallies + 2, mask=present, other=0.0, cache_modifier=".cg"), axis=0)
+        d_min = tl.min(tl.load(tallies + 3, mask=present, other=float("inf"), cache_modifier=".cg"), axis=0)
+        d_max = tl.max(tl.load(tallies + 4, mask=present, other=float("-inf"), cache_modifier=".cg"), axis=0)
+        if FIRST:  # the first window is every token a filter sees
+            z = w
+            tl.store(state + S_Z, z)
+        else:
+            z = tl.load(state + S_Z)
+        bin_base = tl.load(state + S_BIN_BASE)
+        bin_scale = tl.load(state + S_BIN_SCALE)
+        rest = b == NB - 1
+        upper = (bin_base + (b + 1).to(tl.float32)) / bin_scale  # exact: integers below 2^24 over a power of two
+        cuts = tl.where(rest, d_bot, tl.minimum(tl.maximum(upper, d_top), d_bot))
+        lower = tl.maximum((bin_base + b.to(tl.float32)) / bin_scale, d_top)
+        n = hist.to(tl.float32)
+        each_hi = n * tl.exp2(-lower)
+        each_lo = n * tl.exp2(-cuts)  # 0 where the cut is +inf
+        below_hi = tl.cumsum(each_hi, axis=0)
+        below_lo = tl.cumsum(each_lo, axis=0)
+        tail_hi = tl.sum(each_hi, axis=0) - below_hi  # the window's tokens at or below each cut weigh at most this
+        tail_lo = tl.sum(each_lo, axis=0) - below_lo
+        mass_lo = above_mass + tl.maximum(below_lo * (1.0 - SLACK), w * (1.0 - SLACK) - tail_hi * (1.0 + SLACK))
+        mass_hi = above_mass + tl.minimum(below_hi * (1.0 + SLACK), w * (1.0 + SLACK) - tail_lo * (1.0 - SLACK))
+        count = above_count + tl.cumsum(hist, axis=0).to(tl.float32)
+        _narrow(state, count, mass_lo, mass_hi, cuts, b, z, above_count, above_mass, d_top, d_bot, d_min, d_max, k,
+                p, vocab, LAST, RENORMALISED, STRICT, NB, CAP)
 
     @triton.jit
     def _candidates(buffer_ptr, row, chunks, starts, sizes, n, i, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
@@ -308,13 +333,12 @@ if triton is not None:
         return d, i < n, count, above
 
     @triton.jit
-    def _decide_from_candidates(part_cnt_ptr, buffer_ptr, state, row, chunks, vocab, k, p, d_top,
-                                RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NL: tl.constexpr,
+    def _decide_from_candidates(part_copied_ptr, buffer_ptr, state, row, chunks, vocab, k, p, above_count,
+                                above_mass, d_top, RENORMALISED: tl.constexpr, STRICT: tl.constexpr,
                                 CAP: tl.constexpr, CHUNKS_P2: tl.constexpr, BI: tl.constexpr):
         """The combining program of a copying pass: the exact cut among the window's tokens."""
         cidx = tl.arange(0, CHUNKS_P2)
-        sizes = tl.load(part_cnt_ptr + (row * chunks + cidx) * NL + NL - 1, mask=cidx < chunks, other=0,
-                        cache_modifier=".cg")
+        sizes = tl.load(part_copied_ptr + row * chunks + cidx, mask=cidx < chunks, other=0, cache_modifier=".cg")
         starts = tl.cumsum(sizes, axis=0) - sizes
         n = tl.sum(sizes, axis=0)
         every = tl.arange(0, CAP)
@@ -325,8 +349,6 @@ if triton is not None:
         tl.debug_barrier()
         tl.store(dense + every, d_all)
         tl.debug_barrier()
-        above_count = tl.load(state + S_ABOVE_COUNT)
-        above_mass = tl.load(state + S_ABOVE_MASS)
         kf, k_on, k_off, p_on, p_off = _filters_on(k, p, vocab)
         # top-k: a candidate stays when fewer than k tokens lie strictly above it; the mass top-k keeps
         kept_mass = above_mass
@@ -357,11 +379,19 @@ if triton is not None:
         tl.store(state + S_STATUS, DONE)
 
     @triton.jit
-    def _search_pass_kernel(logits_ptr, row_stride, top_k_ptr, top_p_ptr, state_ptr, part_cnt_ptr, part_mass_ptr,
-                            part_range_ptr, buffer_ptr, counters_ptr, vocab, tiles_per_program, chunks,
+    def _store_above(tallies, above_n, above_m):
+        """A program's count and mass of the tokens above the window, as its first two tallies."""
+        tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
+        tl.store(tallies + 1, tl.sum(above_m, axis=0))
+
+    @triton.jit
+    def _search_pass_kernel(logits_ptr, row_stride, top_k_ptr, top_p_ptr, state_ptr, part_hist_ptr, part_tally_ptr,
+                            part_copied_ptr, buffer_ptr, counters_ptr, vocab, tiles_per_program, chunks,
                             FIRST: tl.constexpr, LAST: tl.constexpr, RENORMALISED: tl.constexpr,
-                            STRICT: tl.constexpr, NL: tl.constexpr, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr,
-                            TILE: tl.constexpr, SUB_: tl.constexpr, BI: tl.constexpr):
+                            STRICT: tl.constexpr, NB: tl.constexpr, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr,
+                            TILE: tl.constexpr, BLOCK: tl.constexpr, BI: tl.constexpr):
+        """A pass over each undecided row's window: a histogram (COUNT) or a copy of its depths (COPY), and the
+        exact count and mass of the tokens above it."""
         pid = tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
@@ -372,49 +402,68 @@ if triton is not None:
             scale = tl.load(state + S_SCALE)
             d_top = tl.load(state + S_DTOP)
             d_bot = tl.load(state + S_DBOT)
-            low = tl.load(state + S_SPREAD_LOW)
-            high = tl.load(state + S_SPREAD_HIGH)
             base = logits_ptr + row.to(tl.int64) * row_stride
             start = c * tiles_per_program * TILE
             end = tl.minimum(start + tiles_per_program * TILE, vocab)
-            j = tl.arange(0, NL)
+            tallies = part_tally_ptr + (row * chunks + c) * TALLY
             if status == COUNT:
-                cuts = _cuts(j, d_top, d_bot, low, high, FIRST, NL)
-                counts = tl.zeros([NL, SUB_], tl.int32)
-                masses = tl.zeros([NL, SUB_], tl.float32)
-                d_min = tl.full([SUB_], float("inf"), tl.float32)
-                d_max = tl.full([SUB_], float("-inf"), tl.float32)
-                for block in tl.range(start, end, SUB_, num_stages=4):  # loads issued ahead (latency bound)
-                    d = _depths(base, block + tl.arange(0, SUB_), end, top, scale)
+                bin_base = tl.load(state + S_BIN_BASE)
+                bin_scale = tl.load(state + S_BIN_SCALE)
+                hist = tl.zeros([NB], tl.int32)
+                above_n = tl.zeros([BLOCK], tl.int32)
+                above_m = tl.zeros([BLOCK], tl.float32)
+                window_m = tl.zeros([BLOCK], tl.float32)
+                d_min = tl.full([BLOCK], float("inf"), tl.float32)
+                d_max = tl.full([BLOCK], float("-inf"), tl.float32)
+                for block in tl.range(start, end, BLOCK, num_stages=3):  # loads issued ahead
+                    d = _depths(base, block + tl.arange(0, BLOCK), end, top, scale)
+                    mass = tl.exp2(-d)
+                    shallow = d < d_top
                     inside = (d >= d_top) & (d < d_bot)
-                    if FIRST:  # the window is the whole row
-                        counts, masses, d_min, d_max = _count_block(d, inside, cuts, counts, masses, d_min, d_max)
-                    elif tl.max(inside.to(tl.int32), axis=0) > 0:  # later windows are narrow: most blocks miss
-                        counts, masses, d_min, d_max = _count_block(d, inside, cuts, counts, masses, d_min, d_max)
-                at = (row * chunks + c) * NL + j
-                tl.store(part_cnt_ptr + at, tl.sum(counts, axis=1))
-                tl.store(part_mass_ptr + at, tl.sum(masses, axis=1))
-                tl.store(part_range_ptr + (row * chunks + c) * 2, tl.min(d_min, axis=0))
-                tl.store(part_range_ptr + (row * chunks + c) * 2 + 1, tl.max(d_max, axis=0))
+                    above_n += shallow.to(tl.int32)
+                    above_m += tl.where(shallow, mass, 0.0)
+                    window_m += tl.where(inside, mass, 0.0)
+                    d_min = tl.minimum(d_min, tl.where(inside, d, float("inf")))
+                    d_max = tl.maximum(d_max, tl.where(inside, d, float("-inf")))
+                    # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, integers below 2^24); the deep
+                    # rest in the last one
+                    at = tl.floor(tl.where(inside, d, 0.0) * bin_scale) - bin_base
+                    bins = tl.minimum(tl.maximum(at, 0.0), NB - 1).to(tl.int32)
+                    hist += tl.histogram(bins, NB, mask=inside)
+                tl.store(part_hist_ptr + (row * chunks + c) * NB + tl.arange(0, NB), hist)
+                tl.store(tallies + 2, tl.sum(window_m, axis=0))
+                tl.store(tallies + 3, tl.min(d_min, axis=0))
+                tl.store(tallies + 4, tl.max(d_max, axis=0))
+                _store_above(tallies, above_n, above_m)
             else:
                 buffer = buffer_ptr + (row * chunks + c).to(tl.int64) * CAP
                 copied = tl.zeros([], tl.int32)
-                for block in tl.range(start, end, SUB_, num_stages=4):  # loads issued ahead (latency bound)
-                    d = _depths(base, block + tl.arange(0, SUB_), end, top, scale)
+                above_n = tl.zeros([BLOCK], tl.int32)
+                above_m = tl.zeros([BLOCK], tl.float32)
+                for block in tl.range(start, end, BLOCK, num_stages=3):  # loads issued ahead
+                    d = _depths(base, block + tl.arange(0, BLOCK), end, top, scale)
+                    shallow = d < d_top
                     inside = (d >= d_top) & (d < d_bot)
+                    above_n += shallow.to(tl.int32)
+                    above_m += tl.where(shallow, tl.exp2(-d), 0.0)
                     n = tl.sum(inside.to(tl.int32), axis=0)
                     if n > 0:  # the window holds few tokens: most blocks have none to copy
                         slot = copied + tl.cumsum(inside.to(tl.int32), axis=0) - 1
                         tl.store(buffer + slot, d, mask=inside & (slot < CAP))
                     copied += n
-                tl.store(part_cnt_ptr + (row * chunks + c) * NL + NL - 1, copied)
+                tl.store(part_copied_ptr + row * chunks + c, copied)
+                _store_above(tallies, above_n, above_m)
             if _last_to_arrive(counters_ptr + row, chunks):
                 k = tl.load(top_k_ptr + row).to(tl.int32)
                 p = tl.load(top_p_ptr + row).to(tl.float32)
+                ridx = tl.arange(0, CHUNKS_P2)
+                above = part_tally_ptr + (row * chunks + ridx) * TALLY
+                above_count = tl.sum(tl.load(above, mask=ridx < chunks, other=0.0, cache_modifier=".cg"), axis=0)
+                above_mass = tl.sum(tl.load(above + 1, mask=ridx < chunks, other=0.0, cache_modifier=".cg"), axis=0)
                 if status == COUNT:
-                    _decide_from_counts(part_cnt_ptr, part_mass_ptr, part_range_ptr, state, row, chunks, vocab, k,
-                                        p, d_top, d_bot, low, high, FIRST, LAST, RENORMALISED, STRICT, NL, CAP,
-                                        CHUNKS_P2)
+                    _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
+                                           above_mass, d_top, d_bot, FIRST, LAST, RENORMALISED, STRICT, NB, CAP,
+                                           CHUNKS_P2)
                 else:
-                    _decide_from_candidates(part_cnt_ptr, buffer_ptr, state, row, chunks, vocab, k, p, d_top,
-                                            RENORMALISED, STRICT, NL, CAP, CHUNKS_P2, BI)
+                    _decide_from_candidates(part_copied_ptr, buffer_ptr, state, row, chunks, vocab, k, p, above_count,
+                                            above_mass, d_top, RENORMALISED, STRICT, CAP, CHUNKS_P2, BI)
