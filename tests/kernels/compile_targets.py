@@ -95,7 +95,7 @@ def cases_for(capability):
             {"FIRST": first, "LAST": last, "RENORMALISED": rule.top_p_renormalised,
              "STRICT": rule.top_p_boundary_strict, "NB": search.BINS, "CAP": tuning.search_candidates,
              "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES, "BLOCK": search.COUNT_STEP,
-             "BI": search.PAIR_BLOCK}, {"num_warps": 8})
+             "BI": search.PAIR_BLOCK, "STEP": tuning.search_step_blocks}, {"num_warps": tuning.search_pass_warps})
            for name, rule, dtype, first, last in (("first_vllm", RULES["vllm"], "*fp32", True, False),
                                                   ("last_sglang_bf16", RULES["sglang"], "*bf16", False, True))},
         "sample_filtered": (race._sample_column_race_kernel, SAMPLE,

@@ -20,6 +20,7 @@ from hotfuse.kernels.sampling import DEFAULT_TUNING, filtered_sample, filtered_u
     run_filtered_sample, temperature_sample
 from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P, filtered_probs_reference, \
     kept_tokens_reference
+from hotfuse.kernels.sampling.plan import search_pass_plan
 
 SMALL_BUFFER = replace(DEFAULT_TUNING, filter_candidates=64, search_candidates=32)
 # (top_k, top_p, min_p) of the issue's bench; the last runs with 1 row in 4 greedy
@@ -137,6 +138,31 @@ def test_the_split_search_decides_ordinary_rows_and_leaves_the_rest_to_the_one_p
             if combination[3 - 1] == 0.0 and (combination[0] > 0 or combination[1] < 1):
                 assert (thresholds[:, 4] == 2).any(), (combination, rule.name)
             assert_kept_sets_equal(logits, t, k, p, q, rule, tuning=one_pass)
+
+
+def test_the_passes_geometry_changes_neither_kept_sets_nor_tokens():
+    """The passes' chunks per row (search_programs_per_multiprocessor: one chunk a row up to one a tile, or the
+    race's chunks) and tokens per counting step (search_step_blocks) only change how the work is split: the same
+    thresholds, the same tokens."""
+    rows, vocab = 3, 9000
+    g = torch.Generator().manual_seed(23)
+    logits = torch.randn(rows, vocab, generator=g) * 4
+    t = torch.rand(rows, generator=g) + 0.3
+    _t, k, p, q = row_parameters(rows, (20, 0.95, 0.0), 1.0)
+    p[1], k[2] = 0.9, -1
+    seeds = torch.arange(rows, dtype=torch.int64) + 5
+    chunks = set()
+    outcomes = []
+    for per, step, warps in ((None, 1, 8), (1, 1, 4), (2, 2, 8), (64, 1, 8)):
+        tuning = replace(DEFAULT_TUNING, search_programs_per_multiprocessor=per, search_step_blocks=step,
+                         search_pass_warps=warps)
+        chunks.add(search_pass_plan(rows, vocab, logits.device, tuning).chunks)
+        outcomes.append(draw(logits, t, k, p, q, RULES["vllm"], seeds, tuning))
+        assert_kept_sets_equal(logits, t, k, p, q, RULES["vllm"], tuning=tuning)
+    assert chunks == {1, 2, 3}  # 9000 tokens: 3 tiles of 4096; the interpreter counts 4 multiprocessors
+    for tokens, thresholds in outcomes[1:]:
+        assert torch.equal(tokens, outcomes[0][0])
+        assert torch.equal(thresholds, outcomes[0][1])
 
 
 def test_ties_at_the_threshold_are_kept_whole():

@@ -46,7 +46,8 @@ import torch
 from hotfuse.kernels import tl, triton
 from hotfuse.kernels.sampling.filters import FilterRule
 from hotfuse.kernels.sampling import search
-from hotfuse.kernels.sampling.plan import COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning, sample_plan
+from hotfuse.kernels.sampling.plan import (COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning, sample_plan,
+                                          search_pass_plan)
 from hotfuse.kernels.sampling.race import launch_filtered_race, scratch, zeroed_counters
 
 # Filtered sampling runs on CUDA only for batches where the bench measured it faster than every engine path beside
@@ -321,28 +322,30 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
     with every logit masked: untouched."""
     rows, vocab = logits.shape
     device = logits.device
-    plan = sample_plan(rows, vocab, device, tuning)
-    chunks, chunks_p2 = plan.chunks, triton.next_power_of_2(plan.chunks)
+    plan = sample_plan(rows, vocab, device, tuning)  # the largest-logit launch's chunks (the race's)
+    passes = search_pass_plan(rows, vocab, device, tuning)
+    chunks, pass_chunks = plan.chunks, passes.chunks
     candidates = tuning.search_candidates
     state, part_top, part_first, part_hist, part_tally, part_copied, buffer, exact_buffer = scratch(device, [
         ((rows, search.STATE_FIELDS), torch.float32), ((rows, chunks), torch.float32), ((rows, chunks), torch.int32),
-        ((rows, chunks, search.BINS), torch.int32), ((rows, chunks, search.TALLIES), torch.float32),
-        ((rows, chunks), torch.int32), ((rows, chunks, candidates), torch.float32),
+        ((rows, pass_chunks, search.BINS), torch.int32), ((rows, pass_chunks, search.TALLIES), torch.float32),
+        ((rows, pass_chunks), torch.int32), ((rows, pass_chunks, candidates), torch.float32),
         ((rows, tuning.filter_candidates), torch.int64)])
     counters = zeroed_counters(device, rows)
-    grid = (rows * chunks,)
     tile = COLUMN_DEPTH * COLUMN_LANES
-    search._search_top_kernel[grid](
+    search._search_top_kernel[(rows * chunks,)](
         logits, logits.stride(0), temperatures.reshape(rows), top_k.reshape(rows), top_p.reshape(rows),
         min_p.reshape(rows), state, part_top, part_first, counters, out, vocab, plan.tiles_per_program, chunks,
-        MIN_P_FIRST=rule.min_p_first, CHUNKS_P2=chunks_p2, TILE=tile, num_warps=SAMPLE_WARPS)
+        MIN_P_FIRST=rule.min_p_first, CHUNKS_P2=triton.next_power_of_2(chunks), TILE=tile, num_warps=SAMPLE_WARPS)
     for n in range(tuning.search_passes):
-        search._search_pass_kernel[grid](
+        search._search_pass_kernel[(rows * pass_chunks,)](
             logits, logits.stride(0), top_k.reshape(rows), top_p.reshape(rows), state, part_hist, part_tally,
-            part_copied, buffer, counters, vocab, plan.tiles_per_program, chunks, FIRST=n == 0,
+            part_copied, buffer, counters, vocab, passes.tiles_per_program, pass_chunks, FIRST=n == 0,
             LAST=n == tuning.search_passes - 1, RENORMALISED=rule.top_p_renormalised,
-            STRICT=rule.top_p_boundary_strict, NB=search.BINS, CAP=candidates, CHUNKS_P2=chunks_p2, TILE=tile,
-            BLOCK=search.COUNT_STEP, BI=min(search.PAIR_BLOCK, candidates), num_warps=8)
+            STRICT=rule.top_p_boundary_strict, NB=search.BINS, CAP=candidates,
+            CHUNKS_P2=triton.next_power_of_2(pass_chunks), TILE=tile,
+            BLOCK=search.COUNT_STEP, BI=min(search.PAIR_BLOCK, candidates), STEP=tuning.search_step_blocks,
+            num_warps=tuning.search_pass_warps)
     column = search.COLUMN
     launch_filtered_race(logits, temperatures, seeds, state, out,
                          {"STATE": search.STATE_FIELDS, "S_STATUS": column["status"], "S_TOP": column["top"],

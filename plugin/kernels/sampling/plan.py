@@ -98,6 +98,12 @@ class Tuning:
     # search holds filter_candidates tokens at a time
     search_candidates: int = 256
     search_passes: int = 5
+    # a pass's programs (search_pass_plan): about this many per multiprocessor over the whole batch, so a pass is one
+    # wave (one no row needs costs a load per program); None: the race's chunks
+    search_programs_per_multiprocessor: int | None = 2
+    search_step_blocks: int = 2  # a pass reads this many blocks of search.COUNT_STEP tokens a step (one cross-warp
+    #                              exchange a step)
+    search_pass_warps: int = 8
     filter_candidates: int = 1024
 
 
@@ -196,6 +202,17 @@ def sample_plan(rows: int, vocab: int, device: torch.device, tuning: Tuning = DE
                                 triton.cdiv(rows * tiles, 4 * multiprocessors(device)))
     tiles_per_program = max(1, min(tiles_per_program, tiles))
     return SamplePlan(tiles, tiles_per_program, triton.cdiv(tiles, tiles_per_program))
+
+
+def search_pass_plan(rows: int, vocab: int, device: torch.device, tuning: Tuning = DEFAULT_TUNING) -> SamplePlan:
+    """The split search's passes: each row in as many chunks as keep the batch's programs near
+    search_programs_per_multiprocessor a multiprocessor (at least one chunk a row, at most one a tile)."""
+    per = tuning.search_programs_per_multiprocessor
+    if per is None:
+        return sample_plan(rows, vocab, device, tuning)
+    tiles = triton.cdiv(max(vocab, 1), COLUMN_DEPTH * COLUMN_LANES)
+    chunks = max(1, min(tiles, per * multiprocessors(device) // max(rows, 1)))
+    return sample_plan(rows, vocab, device, tuning, tiles_per_program=triton.cdiv(tiles, chunks))
 
 
 def cluster_race_geometry(rows: int, vocab: int, dtype: torch.dtype, device: torch.device,

@@ -1,5 +1,5 @@
 """The threshold search of filtered sampling, split over many programs per row: a few launches, each reading the
-row once on as many multiprocessors as the column race uses, instead of one program reading it ten times.
+row once on many multiprocessors, instead of one program reading it ten times.
 
 Every filter keeps an upper set of the logits (filters.py), so what a row may draw is decided by one number. Here it
 is a depth cut: with M the row's largest logit and s = log2(e) / t, a token's depth is d = (M - x) * s (log2 of how
@@ -7,14 +7,18 @@ much less probable it is than the best token; its mass is 2^-d), and the row kee
 Depth is a non-increasing function of x, so "d < cut" is an upper set of the logits, and tokens of equal depth are
 one tie group (kept or dropped together). Min-p keeps d <= -log2(min_p) under both engines' rules.
 
-Launches (grid: rows x chunks, the column race's chunks; `plan.sample_plan`):
+Launches (grid: rows x chunks):
 
-1. top: each program the largest logit of its chunk (and the first index holding it); the row's last program to
-   finish (an arrival counter, as in race.py) combines them in a fixed order. Greedy rows and rows with every
-   logit masked get their token here; rows without top-k or top-p get their cut (min-p's, or none) and are done.
-2. passes (`search_passes` of them): the rest keep a window [d_top, d_bot) of depths: every token above it is kept,
-   every token below it dropped, and the threshold lies inside. Each pass counts and weighs the tokens above the
-   window again, exactly, and either
+1. top (the column race's chunks, `plan.sample_plan`): each program the largest logit of its chunk (and the first
+   index holding it); the row's last program to finish (an arrival counter, as in race.py) combines them in a
+   fixed order. Greedy rows and rows with every logit masked get their token here; rows without top-k or top-p get
+   their cut (min-p's, or none) and are done.
+2. passes (`search_passes` of them; `plan.search_pass_plan`: as many chunks a row as keep about two programs a
+   multiprocessor over the batch, so a pass is one wave and one that no row needs costs a load per program; each
+   step reads `search_step_blocks` blocks of COUNT_STEP tokens and folds them into per-lane tallies within a
+   thread, so a step ends in one cross-warp exchange): the rest keep a window [d_top, d_bot) of depths: every
+   token above it is kept, every token below it dropped, and the threshold lies inside. Each pass counts and
+   weighs the tokens above the window again, exactly, and either
    - counts (COUNT): a histogram of the window's depths in BINS bins (one tally per token), 1/4 of depth wide from
      depth 0 in the first pass, then 2^-e wide over the window, as fine as BINS bins allow while every bin index
      stays an exact fp32 integer (so a token's bin and the comparisons of later passes with the bin edges agree);
@@ -41,7 +45,8 @@ target is known only within bounds (the mass kept by top-k above its known-kept 
 cut); the window narrows only where the bounds decide, and its bottom follows top-k's until top-k's mass is known.
 
 Deterministic: fixed reduction orders for every float sum; counts are integers (tl.histogram's shared-memory adds
-on a GPU are integer adds, the same sums in any order); the arrival counter only elects the combining program. Capturable in CUDA graphs: every decision is made on the device, launches are fixed.
+on a GPU are integer adds, the same sums in any order); the arrival counter only elects the combining program.
+Capturable in CUDA graphs: every decision is made on the device, launches are fixed.
 Inputs are not checked here (`hotfuse.kernels.sampling`).
 """
 
@@ -52,7 +57,7 @@ from hotfuse.kernels import tl, triton
 BINS = 64           # a counting pass's histogram bins over the window (the last one also takes the rest); a
 #                     warp tallies 32 tokens in log2(BINS) + BINS / 32 * (log2(BINS) + 1) instructions
 FIRST_BIN_SCALE = 4  # the first pass's bins per unit of depth, from depth 0: a token's mass known within 2^(1/4)
-COUNT_STEP = 1024   # tokens a counting or copying step reads at once
+COUNT_STEP = 1024   # tokens of a block: the lanes of a pass's per-lane tallies (a step reads Tuning.search_step_blocks)
 PAIR_BLOCK = 16     # candidates compared with all others at once (more: more registers in every pass)
 MASS_SLACK = 2.0 ** -10  # relative widening of the histogram's mass bounds (fp32 sums, approximate exp2)
 TALLIES = 5         # per program: count and mass above the window, the window's mass, its shallowest, its deepest
@@ -61,7 +66,7 @@ TALLIES = 5         # per program: count and mass above the window, the window's
 # names and their columns, and the row status codes after each launch (SKIP: the token is written already, a greedy
 # row or one with every logit masked; EXACT_KERNEL: left to the one-program kernel).
 FIELDS = ("status", "top", "scale", "cut", "limit", "d_top", "d_bot", "z",
-          "kmass_low", "kmass_high", "bin_base", "bin_scale", "window", "spare")
+          "kmass_low", "kmass_high", "bin_base", "bin_scale")
 STATE_FIELDS = len(FIELDS)
 COLUMN = {name: i for i, name in enumerate(FIELDS)}
 STATUS = {"count": 0, "copy": 1, "done": 2, "skip": 3, "exact_kernel": 4}
@@ -71,7 +76,7 @@ if triton is not None:
 
     STATE = tl.constexpr(STATE_FIELDS)
     (S_STATUS, S_TOP, S_SCALE, S_CUT, S_LIMIT, S_DTOP, S_DBOT, S_Z, S_KMASS_LOW, S_KMASS_HIGH, S_BIN_BASE,
-     S_BIN_SCALE, S_WINDOW, _S_SPARE) = (tl.constexpr(i) for i in range(STATE_FIELDS))
+     S_BIN_SCALE) = (tl.constexpr(i) for i in range(STATE_FIELDS))
     SLACK = tl.constexpr(MASS_SLACK)
     FIRST_SCALE = tl.constexpr(float(FIRST_BIN_SCALE))
     TALLY = tl.constexpr(TALLIES)
@@ -260,7 +265,6 @@ if triton is not None:
             tl.store(state + S_DBOT, new_bot)
             tl.store(state + S_KMASS_LOW, kmass_low)
             tl.store(state + S_KMASS_HIGH, kmass_high)
-            tl.store(state + S_WINDOW, window)
             tl.store(state + S_BIN_SCALE, bin_scale)
             tl.store(state + S_BIN_BASE, tl.floor(lo_d * bin_scale))
             if LAST:
@@ -379,6 +383,39 @@ if triton is not None:
         tl.store(state + S_STATUS, DONE)
 
     @triton.jit
+    def _fold(x, STEP: tl.constexpr, BLOCK: tl.constexpr, HOW: tl.constexpr):
+        """x [STEP * BLOCK] folded to [BLOCK] within each thread (element j from x[j], x[j + BLOCK], ..., in that
+        order) by its sum, minimum or maximum (HOW)."""
+        if STEP == 1:
+            return x
+        else:
+            y = tl.reshape(x, [STEP, BLOCK])
+            if HOW == "min":
+                return tl.min(y, axis=0)
+            elif HOW == "max":
+                return tl.max(y, axis=0)
+            else:
+                return tl.sum(y, axis=0)
+
+    @triton.jit
+    def _tally_above(d, mass, d_top, above_n, above_m, STEP: tl.constexpr, BLOCK: tl.constexpr):
+        """The running count and mass of the tokens above the window (d < d_top), per lane, with one step's tokens
+        added."""
+        shallow = d < d_top
+        return (above_n + _fold(shallow.to(tl.int32), STEP, BLOCK, "sum"),
+                above_m + _fold(tl.where(shallow, mass, 0.0), STEP, BLOCK, "sum"))
+
+    @triton.jit
+    def _copy_step(buffer, d, wanted, copied, CAP: tl.constexpr):
+        """The step's wanted depths appended to a chunk's buffer (its first CAP slots, in token order): the new
+        count of wanted tokens (those past CAP included)."""
+        n = tl.sum(wanted.to(tl.int32), axis=0)
+        if n > 0:  # a window holds few tokens: most steps have none to copy
+            slot = copied + tl.cumsum(wanted.to(tl.int32), axis=0) - 1
+            tl.store(buffer + slot, d, mask=wanted & (slot < CAP))
+        return copied + n
+
+    @triton.jit
     def _store_above(tallies, above_n, above_m):
         """A program's count and mass of the tokens above the window, as its first two tallies."""
         tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
@@ -389,7 +426,7 @@ if triton is not None:
                             part_copied_ptr, buffer_ptr, counters_ptr, vocab, tiles_per_program, chunks,
                             FIRST: tl.constexpr, LAST: tl.constexpr, RENORMALISED: tl.constexpr,
                             STRICT: tl.constexpr, NB: tl.constexpr, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr,
-                            TILE: tl.constexpr, BLOCK: tl.constexpr, BI: tl.constexpr):
+                            TILE: tl.constexpr, BLOCK: tl.constexpr, BI: tl.constexpr, STEP: tl.constexpr):
         """A pass over each undecided row's window: a histogram (COUNT) or a copy of its depths (COPY), and the
         exact count and mass of the tokens above it."""
         pid = tl.program_id(0)
@@ -415,21 +452,20 @@ if triton is not None:
                 window_m = tl.zeros([BLOCK], tl.float32)
                 d_min = tl.full([BLOCK], float("inf"), tl.float32)
                 d_max = tl.full([BLOCK], float("-inf"), tl.float32)
-                for block in tl.range(start, end, BLOCK, num_stages=3):  # loads issued ahead
-                    d = _depths(base, block + tl.arange(0, BLOCK), end, top, scale)
+                for block in tl.range(start, end, STEP * BLOCK, num_stages=3):  # loads issued ahead
+                    d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale)
                     mass = tl.exp2(-d)
-                    shallow = d < d_top
                     inside = (d >= d_top) & (d < d_bot)
-                    above_n += shallow.to(tl.int32)
-                    above_m += tl.where(shallow, mass, 0.0)
-                    window_m += tl.where(inside, mass, 0.0)
-                    d_min = tl.minimum(d_min, tl.where(inside, d, float("inf")))
-                    d_max = tl.maximum(d_max, tl.where(inside, d, float("-inf")))
                     # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, integers below 2^24); the deep
                     # rest in the last one
                     at = tl.floor(tl.where(inside, d, 0.0) * bin_scale) - bin_base
                     bins = tl.minimum(tl.maximum(at, 0.0), NB - 1).to(tl.int32)
                     hist += tl.histogram(bins, NB, mask=inside)
+                    # the step's STEP tokens a lane, folded into its tallies (within a thread)
+                    above_n, above_m = _tally_above(d, mass, d_top, above_n, above_m, STEP, BLOCK)
+                    window_m += _fold(tl.where(inside, mass, 0.0), STEP, BLOCK, "sum")
+                    d_min = tl.minimum(d_min, _fold(tl.where(inside, d, float("inf")), STEP, BLOCK, "min"))
+                    d_max = tl.maximum(d_max, _fold(tl.where(inside, d, float("-inf")), STEP, BLOCK, "max"))
                 tl.store(part_hist_ptr + (row * chunks + c) * NB + tl.arange(0, NB), hist)
                 tl.store(tallies + 2, tl.sum(window_m, axis=0))
                 tl.store(tallies + 3, tl.min(d_min, axis=0))
@@ -440,17 +476,10 @@ if triton is not None:
                 copied = tl.zeros([], tl.int32)
                 above_n = tl.zeros([BLOCK], tl.int32)
                 above_m = tl.zeros([BLOCK], tl.float32)
-                for block in tl.range(start, end, BLOCK, num_stages=3):  # loads issued ahead
-                    d = _depths(base, block + tl.arange(0, BLOCK), end, top, scale)
-                    shallow = d < d_top
-                    inside = (d >= d_top) & (d < d_bot)
-                    above_n += shallow.to(tl.int32)
-                    above_m += tl.where(shallow, tl.exp2(-d), 0.0)
-                    n = tl.sum(inside.to(tl.int32), axis=0)
-                    if n > 0:  # the window holds few tokens: most blocks have none to copy
-                        slot = copied + tl.cumsum(inside.to(tl.int32), axis=0) - 1
-                        tl.store(buffer + slot, d, mask=inside & (slot < CAP))
-                    copied += n
+                for block in tl.range(start, end, STEP * BLOCK, num_stages=3):  # loads issued ahead
+                    d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale)
+                    above_n, above_m = _tally_above(d, tl.exp2(-d), d_top, above_n, above_m, STEP, BLOCK)
+                    copied = _copy_step(buffer, d, (d >= d_top) & (d < d_bot), copied, CAP)
                 tl.store(part_copied_ptr + row * chunks + c, copied)
                 _store_above(tallies, above_n, above_m)
             if _last_to_arrive(counters_ptr + row, chunks):
