@@ -3,8 +3,8 @@ whether each tuning draws the same tokens as the first (a tuning only changes ho
 
     python3 tools/filtered_tunings.py OUT [--rows 256 64 16 4] [--vocab 128256]
 
-(with hotfuse importable, as tools/bench_filtered.py). The bench's inputs (randn x 4, T in [0.3, 1.3)), vLLM's rule,
-Qwen3's and Llama's parameters and min-p alone. Writes OUT/filtered_tunings.json after every shape; prints a JSON
+(with hotfuse importable, as tools/bench_filtered.py). The bench's inputs (`bench.filtered_sampling.batch`), vLLM's
+rule, Qwen3's and Llama's parameters and min-p alone. Writes OUT/filtered_tunings.json after every shape; prints a JSON
 line per shape (µs per call, and "<tuning> tokens differ": how many rows drew another token, where any did).
 """
 
@@ -19,17 +19,20 @@ from dataclasses import replace
 import torch
 
 from hotfuse.bench import time_in_graph
+from hotfuse.bench.filtered_sampling import batch
 from hotfuse.kernels.sampling import run_filtered_sample
 from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
 
 TUNINGS = {
-    "passes on the race's chunks, 1 block a step": replace(DEFAULT_TUNING, search_programs_per_multiprocessor=None,
-                                                           search_step_blocks=1),
-    "1 block a step": replace(DEFAULT_TUNING, search_step_blocks=1),
     "default": DEFAULT_TUNING,
-    "4 warps a pass, 4 a multiprocessor": replace(DEFAULT_TUNING, search_pass_warps=4,
-                                                  search_programs_per_multiprocessor=4),
+    "loads ahead": replace(DEFAULT_TUNING, search_loads_ahead=True),
+    "loads ahead, 1 block a step": replace(DEFAULT_TUNING, search_loads_ahead=True, search_step_blocks=1),
+    "loads ahead, 4 warps a pass, 4 a multiprocessor": replace(DEFAULT_TUNING, search_loads_ahead=True,
+                                                               search_pass_warps=4,
+                                                               search_programs_per_multiprocessor=4),
+    "copy in the race": replace(DEFAULT_TUNING, search_copy_in_race=True),
+    "copy in the race, loads ahead": replace(DEFAULT_TUNING, search_copy_in_race=True, search_loads_ahead=True),
 }
 PARAMETERS = ((20, 0.95, 0.0), (-1, 0.9, 0.0), (-1, 1.0, 0.05))  # Qwen3's, Llama's, min-p alone
 
@@ -44,14 +47,9 @@ def main() -> int:
     device = torch.device("cuda")
     lines = []
     for rows in args.rows:
-        g = torch.Generator(device=device).manual_seed(rows)
-        logits = torch.randn(rows, args.vocab, device=device, generator=g) * 4
-        t = torch.rand(rows, device=device, generator=g) + 0.3
         seeds = torch.arange(rows, device=device)
         for top_k, top_p, min_p in PARAMETERS:
-            k = torch.full((rows,), args.vocab if top_k < 0 else top_k, dtype=torch.int32, device=device)
-            p = torch.full((rows,), top_p, device=device)
-            q = torch.full((rows,), min_p, device=device)
+            logits, t, k, p, q = batch(rows, args.vocab, (top_k, top_p, min_p, 0), device)  # the bench's inputs
             line = {"device": torch.cuda.get_device_name(device), "B": rows, "V": args.vocab, "top_k": top_k,
                     "top_p": top_p, "min_p": min_p}
             first = None

@@ -1,68 +1,104 @@
-"""Per-launch GPU times of filtered sampling (CUDA events around each launch of the split search, the race and the
-one-program kernel) and, after each search launch, how many rows are in each status (search.STATUS: count, copy,
-done, skip, exact_kernel). For the device machine, before the bench: it says which launch costs what and whether
-rows reach the one-program kernel.
+"""Per-launch GPU times of filtered sampling inside a CUDA graph (torch.profiler's kernel records of graph replays:
+the largest-logit launch, each pass of the split search, the race and the one-program kernel) and, from one eager
+call, how many rows are in each status (search.STATUS: count, copy, done, skip, exact_kernel) after each search
+launch. For the device machine: it says which launch costs what and whether rows reach the one-program kernel.
 
-    HOTFUSE_GPU_SCRIPT=tools/profile_filtered.py bash ci/gpu_run.sh OUT
+    python3 tools/profile_filtered.py [--rows 256 64 16 1] [--vocab 128256] [--set search_loads_ahead=True ...]
 
-B in {1, 16, 256}, V = 128256, the bench's logits (randn x 4, T in [0.3, 1.3)), Qwen3's and Llama's parameters,
-vLLM's rule; the third of three calls is printed. Host timing is not meaningful here (events only).
+(with hotfuse importable, as tools/bench_filtered.py). The bench's inputs (`bench.filtered_sampling.batch`), Qwen3's
+and Llama's parameters and min-p alone, vLLM's rule. Prints, per shape, each launch's median time over the replays.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
+import statistics
 import sys
+from dataclasses import replace
 
 import torch
 
-from hotfuse.kernels.sampling import filtered, race, run_filtered_sample, search
+from hotfuse.bench import graph_of
+from hotfuse.bench.filtered_sampling import batch
+from hotfuse.kernels.sampling import run_filtered_sample, search
 from hotfuse.kernels.sampling.filters import RULES
+from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
+
+REPLAYS = 20
+PARAMETERS = ((20, 0.95, 0.0), (-1, 0.9, 0.0), (-1, 1.0, 0.05))  # Qwen3's, Llama's, min-p alone
 
 
-class Timed:
-    """Stands in for a Triton kernel: `kernel[grid](...)` launches it between two CUDA events and records them,
-    with a copy of the rows' statuses afterwards when the launch gets the state (argument `state_arg`)."""
+class Statuses:
+    """Stands in for a search kernel: `kernel[grid](...)` launches it and keeps a copy of the rows' statuses."""
 
-    def __init__(self, kernel, name, records, state_arg=None):
+    def __init__(self, kernel, name, records, state_arg):
         self.kernel, self.name, self.records, self.state_arg = kernel, name, records, state_arg
 
     def __getitem__(self, grid):
         def launch(*args, **kwargs):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
             self.kernel[grid](*args, **kwargs)
-            end.record()
-            name = self.name + (f" first={kwargs['FIRST']} last={kwargs['LAST']}" if "FIRST" in kwargs else "")
-            status = None if self.state_arg is None else args[self.state_arg][:, search.COLUMN["status"]].clone()
-            self.records.append((name, start, end, status))
+            self.records.append((self.name, args[self.state_arg][:, search.COLUMN["status"]].clone()))
         return launch
 
 
-def main() -> int:
+def statuses(call) -> list[str]:
     records = []
-    search._search_top_kernel = Timed(search._search_top_kernel, "top", records, 6)
-    search._search_pass_kernel = Timed(search._search_pass_kernel, "pass", records, 4)
-    filtered._filtered_sample_kernel = Timed(filtered._filtered_sample_kernel, "one-program", records)
-    race._sample_column_race_kernel = Timed(race._sample_column_race_kernel, "race", records)
+    top, passes = search._search_top_kernel, search._search_pass_kernel
+    search._search_top_kernel = Statuses(top, "top", records, 6)
+    search._search_pass_kernel = Statuses(passes, "pass", records, 4)
+    try:
+        call()
+        torch.cuda.synchronize()
+    finally:
+        search._search_top_kernel, search._search_pass_kernel = top, passes
+    return [f"{name} {torch.bincount(s.int(), minlength=5).tolist()}" for name, s in records]
+
+
+def launch_times(call) -> list[tuple[str, float]]:
+    """(kernel name, median µs) of each launch of one call, in launch order, from REPLAYS graph replays."""
+    graph = graph_of(call, calls=1)
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(REPLAYS):
+            graph.replay()
+        torch.cuda.synchronize()
+    kernels = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA
+                      and "memcpy" not in e.name.lower() and "memset" not in e.name.lower()),
+                     key=lambda e: e.time_range.start)
+    per_call = len(kernels) // REPLAYS
+    out = []
+    for i in range(per_call):
+        times = [kernels[r * per_call + i].time_range.elapsed_us() for r in range(REPLAYS)]
+        out.append((kernels[i].name, statistics.median(times)))
+    del graph
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[256, 64, 16, 1])
+    parser.add_argument("--vocab", type=int, default=128256)
+    parser.add_argument("--set", nargs="*", default=[], help="tuning fields (plan.Tuning), as name=python-literal")
+    args = parser.parse_args()
+    tuning = replace(DEFAULT_TUNING, **{name: ast.literal_eval(value) for name, value in
+                                        (field.split("=", 1) for field in args.set)})
     device = torch.device("cuda")
-    vocab = 128256
-    for rows in (1, 16, 256):
-        for top_k, top_p in ((20, 0.95), (-1, 0.9)):
-            g = torch.Generator(device=device).manual_seed(rows * 31 + vocab)
-            logits = torch.randn(rows, vocab, device=device, generator=g) * 4
-            temperatures = torch.rand(rows, device=device, generator=g) + 0.3
-            k = torch.full((rows,), vocab if top_k < 0 else top_k, dtype=torch.int32, device=device)
-            p = torch.full((rows,), top_p, device=device)
-            q = torch.zeros(rows, device=device)
-            seeds = torch.arange(rows, device=device)
-            for _ in range(3):
-                records.clear()
-                run_filtered_sample(logits, temperatures, k, p, q, seeds, RULES["vllm"])
-                torch.cuda.synchronize()
-            print(f"B={rows} V={vocab} top_k={top_k} top_p={top_p}")
-            for name, start, end, status in records:
-                counts = "" if status is None else f"  statuses {torch.bincount(status.int(), minlength=5).tolist()}"
-                print(f"  {name:28s} {start.elapsed_time(end) * 1000:8.1f} us{counts}")
+    print(torch.cuda.get_device_name(device), "torch", torch.__version__, tuning)
+    for rows in args.rows:
+        seeds = torch.arange(rows, device=device)
+        for top_k, top_p, min_p in PARAMETERS:
+            logits, t, k, p, q = batch(rows, args.vocab, (top_k, top_p, min_p, 0), device)  # the bench's inputs
+
+            def call():
+                return run_filtered_sample(logits, t, k, p, q, seeds, RULES["vllm"], tuning=tuning)
+
+            times = launch_times(call)
+            print(f"B={rows} V={args.vocab} top_k={top_k} top_p={top_p} min_p={min_p}: "
+                  f"{sum(us for _, us in times):.1f} us in {len(times)} launches")
+            for name, us in times:
+                print(f"  {name[:60]:60s} {us:8.1f} us")
+            print("  statuses after each search launch:", "; ".join(statuses(call)))
     return 0
 
 

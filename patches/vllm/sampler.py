@@ -13,10 +13,13 @@ top-k/top-p -> sample. The wrapper draws instead:
   rest, the crossing token kept) when some row has top-k, top-p or min-p, or the batch mixes greedy rows
   (temperature below vLLM's 1e-5, drawn as their first largest logit in the same launch, as vLLM's argmax does)
   with random ones. Min-p comes from vLLM's own `MinPLogitsProcessor` (its per-row `min_p`).
-Not taken: all-greedy batches (vLLM's argmax), another argmax-invariant processor, processed logprobs, a
-per-request seed (its torch.Generator stream cannot be reproduced in the kernel), fp64 Gumbel, and logits the
-kernels do not take. Those go to the original `sample`, counted with the reason. Token ids come back int64
-(`forward` converts them).
+A request with a seed (vLLM gives it its own torch.Generator) is drawn here too: its row's noise is keyed by a
+draw from its generator made as vLLM's own sampler draws for that row each step (`_key_seeded_rows`), so the generator
+advances as under vLLM whichever path a step takes, and a seeded request draws the same tokens whatever the batch
+around it, run after run (not vLLM's tokens: other noise, the same distribution).
+Not taken: all-greedy batches (vLLM's argmax), another argmax-invariant processor, processed logprobs, fp64
+Gumbel, and logits the kernels do not take. Those go to the original `sample`, counted with the reason. Token ids
+come back int64 (`forward` converts them).
 
 Warm-up: the first call (vLLM's dummy sampler run during start-up) compiles the kernels for the real
 vocabulary, before vLLM arms its JIT monitor.
@@ -123,11 +126,28 @@ def _not_taken(sampler, sm, logprobs_mode_override) -> str | None:
     mode = logprobs_mode_override or sampler.logprobs_mode
     if mode in PROCESSED_MODES and (sm.max_num_logprobs is not None or sm.logprob_token_ids):
         return "processed logprobs"
-    if sm.generators:
-        return "per-request seed"
     if getattr(sampler, "use_fp64_gumbel", False):
         return "fp64 gumbel"
     return None
+
+
+def _key_seeded_rows(sampler, sm, seeds: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """`seeds` (random keys) with each seeded request's row keyed from its own torch.Generator, drawn as vLLM's
+    sampler draws from it for that row each step, so that the generator advances as under vLLM whichever path a
+    step takes: on vLLM's CPU sampler (`TopKTopPSampler.forward_cpu`) one integer below 2^31, elsewhere
+    (`random_sample`) one exponential draw over the vocabulary (fp32, on the logits' device), whose first two
+    values' bits are the key. Called only once the kernel is sure to draw (a declined batch goes to vLLM's own
+    sampler, which draws from the generators itself)."""
+    cpu_sampler = getattr(getattr(getattr(sampler, "topk_topp_sampler", None), "forward", None), "__name__",
+                          None) == "forward_cpu"
+    for row, generator in sm.generators.items():
+        if cpu_sampler:
+            seeds[row] = torch.randint(0, 2 ** 31, (1,), generator=generator, dtype=torch.long)[0]
+        else:
+            draw = torch.empty(logits.shape[-1], dtype=torch.float32, device=logits.device).exponential_(
+                generator=generator)
+            seeds[row] = draw[:2].view(torch.int64)[0]
+    return seeds
 
 
 def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_override=None):
@@ -144,6 +164,7 @@ def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_overri
     seeds = torch.randint(0, 1 << 62, (rows,), dtype=torch.int64, device=logits.device)
     min_p = _min_p(sm)
     if sm.all_random and sm.top_k is None and sm.top_p is None and min_p is None:
+        seeds = _key_seeded_rows(self, sm, seeds, logits)
         return safety.call(checks.SAMPLE, logits, sm.temperature, seeds, checked=True), None
     temperatures = sm.temperature if sm.all_random else torch.where(sm.temperature < GREEDY_BELOW, 0.0, sm.temperature)
     top_k = sm.top_k if sm.top_k is not None else torch.full((rows,), -1, dtype=torch.int32, device=logits.device)
@@ -152,6 +173,7 @@ def fused_sample(original, self, logits, sampling_metadata, logprobs_mode_overri
     args = (logits, temperatures, top_k, top_p, min_p, seeds, RULES["vllm"])
     if safety.declines(checks.FILTERED_SAMPLE, *args) is not None:
         return original(self, logits, sampling_metadata, logprobs_mode_override)
+    _key_seeded_rows(self, sm, seeds, logits)
     return safety.call(checks.FILTERED_SAMPLE, *args, checked=True), None
 
 

@@ -87,8 +87,8 @@ def copy_bandwidth(device: torch.device) -> float:
     return 2 * src.numel() * src.element_size() / statistics.median(times)
 
 
-def time_in_graph(fn: Callable[[], Any]) -> float:
-    """µs per call: median over REPLAYS replays of a CUDA graph holding CALLS calls."""
+def graph_of(fn: Callable[[], Any], calls: int = CALLS) -> torch.cuda.CUDAGraph:
+    """A CUDA graph holding `calls` calls of fn (after three warm-up calls on a side stream), replayed three times."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -98,10 +98,16 @@ def time_in_graph(fn: Callable[[], Any]) -> float:
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        for _ in range(CALLS):
+        for _ in range(calls):
             fn()
     for _ in range(3):
         graph.replay()
+    return graph
+
+
+def time_in_graph(fn: Callable[[], Any]) -> float:
+    """µs per call: median over REPLAYS replays of a CUDA graph holding CALLS calls."""
+    graph = graph_of(fn)
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     samples = []
     for _ in range(REPLAYS):

@@ -2,7 +2,7 @@
 one JSON line with the token ids and timings.
 
   python -m hotfuse.demo.driver vllm|sglang MODEL_DIR [--max-tokens N] [--temperature T] [--top-p P]
-                                [--top-k K] [--min-p Q] [--greedy-first]
+                                [--top-k K] [--min-p Q] [--greedy-first] [--seed S] [--prompts N]
                                 [--load-format auto|dummy] [--sampled N] [--compile [0|1]]
                                 [--pass-config JSON]
 
@@ -34,7 +34,6 @@ def _vllm(model: str, load_format: str, compile_model: bool = False, pass_config
               max_num_seqs=4, enforce_eager=not compile_model, seed=0, **extra)
 
     def generate(prompts, max_tokens, sampling):
-        # no per-request seed: vLLM would give each request its own torch.Generator
         params = [SamplingParams(max_tokens=max_tokens, detokenize=False, ignore_eos=True, **s) for s in sampling]
         outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
         return [list(o.outputs[0].token_ids) for o in outputs]
@@ -97,6 +96,10 @@ def main() -> int:
     parser.add_argument("--greedy-first", nargs="?", const="1", default="0", type=_flag,
                         help="the first prompt greedy (temperature 0), the others with the sampling options: "
                         "a mixed batch")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="a per-request seed, S + the prompt's index (vLLM: a torch.Generator each; SGLang: its "
+                        "sampling_seed)")
+    parser.add_argument("--prompts", type=int, default=len(PROMPTS), help="the first N prompts only")
     parser.add_argument("--load-format", default="dummy", help="dummy (random, config only) or auto (saved weights)")
     parser.add_argument("--sampled", type=int, default=0,
                         help=f"then run this many sampled requests: temperature {SAMPLED_TEMPERATURE} and Qwen3's "
@@ -116,8 +119,11 @@ def main() -> int:
     try:
         options = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k, "min_p": args.min_p}
         sampling = [({**options, "temperature": 0.0} if i == 0 and args.greedy_first else options)
-                    for i in range(len(PROMPTS))]
-        tokens = generate(PROMPTS, args.max_tokens, sampling)
+                    for i in range(args.prompts)]
+        if args.seed is not None:
+            key = "seed" if args.engine == "vllm" else "sampling_seed"
+            sampling = [{**s, key: args.seed + i} for i, s in enumerate(sampling)]
+        tokens = generate(PROMPTS[:args.prompts], args.max_tokens, sampling)
         generated = time.perf_counter()
         plain = {"temperature": SAMPLED_TEMPERATURE, "top_p": 1.0, "top_k": -1, "min_p": 0.0}
         sampled = generate([PROMPTS[i % len(PROMPTS)] for i in range(args.sampled)], args.max_tokens,

