@@ -19,7 +19,7 @@ from dataclasses import replace
 import torch
 
 from hotfuse.bench import time_in_graph
-from hotfuse.bench.filtered_sampling import batch
+from hotfuse.bench.filtered_sampling import PARAMETERS as BENCH_PARAMETERS, batch
 from hotfuse.kernels.sampling import run_filtered_sample
 from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
@@ -34,7 +34,7 @@ TUNINGS = {
     "copy in the race": replace(DEFAULT_TUNING, search_copy_in_race=True),
     "copy in the race, loads ahead": replace(DEFAULT_TUNING, search_copy_in_race=True, search_loads_ahead=True),
 }
-PARAMETERS = ((20, 0.95, 0.0), (-1, 0.9, 0.0), (-1, 1.0, 0.05))  # Qwen3's, Llama's, min-p alone
+PARAMETERS = [BENCH_PARAMETERS[i] for i in (0, 1, 3)]  # the bench's: Qwen3's, Llama's, min-p alone
 
 
 def main() -> int:
@@ -48,8 +48,9 @@ def main() -> int:
     lines = []
     for rows in args.rows:
         seeds = torch.arange(rows, device=device)
-        for top_k, top_p, min_p in PARAMETERS:
-            logits, t, k, p, q = batch(rows, args.vocab, (top_k, top_p, min_p, 0), device)  # the bench's inputs
+        for params in PARAMETERS:
+            top_k, top_p, min_p, _greedy_every = params
+            logits, t, k, p, q = batch(rows, args.vocab, params, device)  # the bench's inputs
             line = {"device": torch.cuda.get_device_name(device), "B": rows, "V": args.vocab, "top_k": top_k,
                     "top_p": top_p, "min_p": min_p}
             first = None

@@ -20,13 +20,13 @@ from dataclasses import replace
 import torch
 
 from hotfuse.bench import graph_of
-from hotfuse.bench.filtered_sampling import batch
+from hotfuse.bench.filtered_sampling import PARAMETERS as BENCH_PARAMETERS, batch
 from hotfuse.kernels.sampling import run_filtered_sample, search
 from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
 
 REPLAYS = 20
-PARAMETERS = ((20, 0.95, 0.0), (-1, 0.9, 0.0), (-1, 1.0, 0.05))  # Qwen3's, Llama's, min-p alone
+PARAMETERS = [BENCH_PARAMETERS[i] for i in (0, 1, 3)]  # the bench's: Qwen3's, Llama's, min-p alone
 
 
 class Statuses:
@@ -87,8 +87,9 @@ def main() -> int:
     print(torch.cuda.get_device_name(device), "torch", torch.__version__, tuning)
     for rows in args.rows:
         seeds = torch.arange(rows, device=device)
-        for top_k, top_p, min_p in PARAMETERS:
-            logits, t, k, p, q = batch(rows, args.vocab, (top_k, top_p, min_p, 0), device)  # the bench's inputs
+        for params in PARAMETERS:
+            top_k, top_p, min_p, _greedy_every = params
+            logits, t, k, p, q = batch(rows, args.vocab, params, device)  # the bench's inputs
 
             def call():
                 return run_filtered_sample(logits, t, k, p, q, seeds, RULES["vllm"], tuning=tuning)

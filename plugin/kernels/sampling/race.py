@@ -223,7 +223,13 @@ if triton is not None:
     @triton.jit
     def _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2: tl.constexpr,
                       COHERENT: tl.constexpr):
-        # fixed-order read of the row's partial winners: the highest score, then the lowest token
+        _score, choice = _row_winner(part_score_ptr, part_index_ptr, row, chunks, CHUNKS_P2, COHERENT)
+        tl.store(out_ptr + row, choice.to(tl.int64))
+
+    @triton.jit
+    def _row_winner(part_score_ptr, part_index_ptr, row, chunks, CHUNKS_P2: tl.constexpr, COHERENT: tl.constexpr):
+        """(score, token) of the row's winner: a fixed-order read of its programs' partial winners, the highest
+        score, then the lowest token."""
         idx = tl.arange(0, CHUNKS_P2)
         if COHERENT:  # written by other programs of this launch: read past the L1 cache
             score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"),
@@ -233,8 +239,7 @@ if triton is not None:
         else:
             score = tl.load(part_score_ptr + row * chunks + idx, mask=idx < chunks, other=float("-inf"))
             index = tl.load(part_index_ptr + row * chunks + idx, mask=idx < chunks, other=2147483647)
-        _top, choice = _best(score, index, 0, False)
-        tl.store(out_ptr + row, choice.to(tl.int64))
+        return _best(score, index, 0, False)
 
     @triton.jit
     def _sample_race_combine_kernel(part_score_ptr, part_index_ptr, out_ptr, chunks, CHUNKS_P2: tl.constexpr,

@@ -183,6 +183,14 @@ if triton is not None:
         return tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
 
     @triton.jit
+    def _first_ahead(base, start, end, SPAN: tl.constexpr, AHEAD: tl.constexpr):
+        """With AHEAD, the first step's logits, loaded before the loop; else nothing is loaded (a placeholder)."""
+        if AHEAD:
+            return _load_step(base, start + tl.arange(0, SPAN), end)
+        else:
+            return 0.0
+
+    @triton.jit
     def _next_step(base, block, end, ahead, SPAN: tl.constexpr, AHEAD: tl.constexpr):
         """(this step's logits, the logits held for the next step): with AHEAD, the next step's loads are issued
         now, before this step's cross-warp exchange, and this step uses those issued one step earlier."""
@@ -473,7 +481,7 @@ if triton is not None:
                 window_m = tl.zeros([BLOCK], tl.float32)
                 d_min = tl.full([BLOCK], float("inf"), tl.float32)
                 d_max = tl.full([BLOCK], float("-inf"), tl.float32)
-                ahead = _load_step(base, start + tl.arange(0, STEP * BLOCK), end)
+                ahead = _first_ahead(base, start, end, STEP * BLOCK, AHEAD)
                 for block in tl.range(start, end, STEP * BLOCK, num_stages=STAGES):
                     x, ahead = _next_step(base, block, end, ahead, STEP * BLOCK, AHEAD)
                     d = (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
@@ -499,7 +507,7 @@ if triton is not None:
                 copied = tl.zeros([], tl.int32)
                 above_n = tl.zeros([BLOCK], tl.int32)
                 above_m = tl.zeros([BLOCK], tl.float32)
-                ahead = _load_step(base, start + tl.arange(0, STEP * BLOCK), end)
+                ahead = _first_ahead(base, start, end, STEP * BLOCK, AHEAD)
                 for block in tl.range(start, end, STEP * BLOCK, num_stages=STAGES):
                     x, ahead = _next_step(base, block, end, ahead, STEP * BLOCK, AHEAD)
                     d = (top - x) * scale

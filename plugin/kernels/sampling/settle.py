@@ -33,7 +33,7 @@ SETTLE_WARPS = 8
 
 if triton is not None:
     from hotfuse.kernels.sampling.race import _best, _column_log_mass, _column_noise, _column_tiles, \
-        _column_token_scores, _combine_race, _depth_noise, _gumbel_from_bits, _last_to_arrive
+        _column_token_scores, _combine_race, _depth_noise, _gumbel_from_bits, _last_to_arrive, _row_winner
     from hotfuse.kernels.sampling.search import COPY, DONE, S_CUT, S_DBOT, S_DTOP, S_SCALE, S_STATUS, S_TOP, STATE, \
         TALLY, _decide_from_candidates
 
@@ -127,9 +127,7 @@ if triton is not None:
             tallies = part_tally_ptr + (row * chunks + idx) * TALLY
             above_count = tl.sum(tl.load(tallies, mask=present, other=0.0), axis=0)
             above_mass = tl.sum(tl.load(tallies + 1, mask=present, other=0.0), axis=0)
-            scores = tl.load(part_score_ptr + row * chunks + idx, mask=present, other=float("-inf"))
-            picks = tl.load(part_index_ptr + row * chunks + idx, mask=present, other=2147483647)
-            winner, token = _best(scores, picks, 0, False)
+            winner, token = _row_winner(part_score_ptr, part_index_ptr, row, chunks, CHUNKS_P2, False)
             # the marked columns, in column order
             marks = marks_ptr + row.to(tl.int64) * tiles * LANES
             columns = columns_ptr + row * CAP
