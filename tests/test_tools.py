@@ -125,3 +125,15 @@ def test_tune_sampler_launches_what_it_times(fresh_hotfuse):
     for cfg in tool.sample_configs():  # the program length never changes the tokens
         assert torch.equal(tool.make_sample(cfg, logits, temps, seeds)(), tokens), cfg
     assert not KERNEL_FAILURES.snapshot()
+
+
+def test_filtered_tunings_name_fields_and_constants_that_exist():
+    """Each tuning of tools/filtered_tunings.py is a plan.Tuning with settle.py constants it overrides for its run: a
+    misspelt constant would be set beside the module's and change nothing."""
+    from hotfuse.kernels.sampling import settle
+    tool = load("filtered_tunings")
+    assert next(iter(tool.TUNINGS)) == "default" and tool.TUNINGS["default"] == (DEFAULT_TUNING, {})
+    for name, (tuning, constants) in tool.TUNINGS.items():
+        assert isinstance(tuning, plan.Tuning), name
+        assert all(isinstance(getattr(settle, c, None), int) for c in constants), (name, constants)
+        assert tuning != DEFAULT_TUNING or constants or name == "default", f"{name} changes nothing"

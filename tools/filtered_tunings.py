@@ -1,7 +1,8 @@
-"""Filtered sampling's time per call in a CUDA graph under several split-search tunings, side by side on one GPU, and
-whether each tuning draws the same tokens as the first (a tuning only changes how the work is split):
+"""Filtered sampling's time per call in a CUDA graph under several tunings of the split search and of settle.py's
+launch (TUNINGS), side by side on one GPU, and whether each draws the same tokens as the first (a tuning only
+changes how the work is split):
 
-    python3 tools/filtered_tunings.py OUT [--rows 256 64 16 4] [--vocab 128256]
+    python3 tools/filtered_tunings.py OUT [--rows 256 64 16 4] [--vocab 128256] [--tunings default "..."]
 
 (with hotfuse importable, as tools/bench_filtered.py). The bench's inputs (`bench.filtered_sampling.batch`), vLLM's
 rule, Qwen3's and Llama's parameters and min-p alone. Writes OUT/filtered_tunings.json after every shape; prints a JSON
@@ -20,19 +21,20 @@ import torch
 
 from hotfuse.bench import time_in_graph
 from hotfuse.bench.filtered_sampling import PARAMETERS as BENCH_PARAMETERS, batch
-from hotfuse.kernels.sampling import run_filtered_sample
+from hotfuse.kernels.sampling import run_filtered_sample, settle
 from hotfuse.kernels.sampling.filters import RULES
 from hotfuse.kernels.sampling.plan import DEFAULT_TUNING
 
+# name: (tuning, settle.py's module constants for that run)
 TUNINGS = {
-    "default": DEFAULT_TUNING,
-    "loads ahead": replace(DEFAULT_TUNING, search_loads_ahead=True),
-    "loads ahead, 1 block a step": replace(DEFAULT_TUNING, search_loads_ahead=True, search_step_blocks=1),
-    "loads ahead, 4 warps a pass, 4 a multiprocessor": replace(DEFAULT_TUNING, search_loads_ahead=True,
-                                                               search_pass_warps=4,
-                                                               search_programs_per_multiprocessor=4),
-    "copy in the race": replace(DEFAULT_TUNING, search_copy_in_race=True),
-    "copy in the race, loads ahead": replace(DEFAULT_TUNING, search_copy_in_race=True, search_loads_ahead=True),
+    "default": (DEFAULT_TUNING, {}),
+    "1 block a step": (replace(DEFAULT_TUNING, search_step_blocks=1), {}),
+    "4 programs a multiprocessor": (replace(DEFAULT_TUNING, search_programs_per_multiprocessor=4), {}),
+    "8 programs a multiprocessor": (replace(DEFAULT_TUNING, search_programs_per_multiprocessor=8), {}),
+    "candidates 128": (replace(DEFAULT_TUNING, search_candidates=128), {}),
+    "settle: marks 8192 a step": (DEFAULT_TUNING, {"MARK_BLOCK": 8192}),
+    "settle: pairs 32 at once": (DEFAULT_TUNING, {"PAIR_BLOCK": 32}),
+    "settle: 4 warps": (DEFAULT_TUNING, {"SETTLE_WARPS": 4}),
 }
 PARAMETERS = [BENCH_PARAMETERS[i] for i in (0, 1, 3)]  # the bench's: Qwen3's, Llama's, min-p alone
 
@@ -42,6 +44,8 @@ def main() -> int:
     parser.add_argument("out")
     parser.add_argument("--rows", type=int, nargs="+", default=[256, 64, 16, 4])
     parser.add_argument("--vocab", type=int, default=128256)
+    parser.add_argument("--tunings", nargs="+", default=list(TUNINGS), choices=list(TUNINGS), metavar="NAME",
+                        help=f"which of {list(TUNINGS)} (the first is the one the others' tokens are compared with)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     device = torch.device("cuda")
@@ -54,12 +58,21 @@ def main() -> int:
             line = {"device": torch.cuda.get_device_name(device), "B": rows, "V": args.vocab, "top_k": top_k,
                     "top_p": top_p, "min_p": min_p}
             first = None
-            for name, tuning in TUNINGS.items():
+            for name in args.tunings:
+                tuning, constants = TUNINGS[name]
+                saved = {c: getattr(settle, c) for c in constants}
+
                 def call(tuning=tuning):
                     return run_filtered_sample(logits, t, k, p, q, seeds, RULES["vllm"], tuning=tuning)
-                tokens = call()
+                try:
+                    for c, value in constants.items():
+                        setattr(settle, c, value)
+                    tokens = call()
+                    line[name] = round(time_in_graph(call), 1)
+                finally:
+                    for c, value in saved.items():
+                        setattr(settle, c, value)
                 first = tokens if first is None else first
-                line[name] = round(time_in_graph(call), 1)
                 if not torch.equal(tokens, first):
                     line[f"{name} tokens differ"] = int((tokens != first).sum())
             lines.append(line)

@@ -1,9 +1,9 @@
 """Per-launch GPU times of filtered sampling inside a CUDA graph (torch.profiler's kernel records of graph replays:
 the largest-logit launch, each pass of the split search, the race and the one-program kernel) and, from one eager
-call, how many rows are in each status (search.STATUS: count, copy, done, skip, exact_kernel) after each search
+call, how many rows are in each status (search.STATUS: count, settle, done, skip, exact_kernel) after each search
 launch. For the device machine: it says which launch costs what and whether rows reach the one-program kernel.
 
-    python3 tools/profile_filtered.py [--rows 256 64 16 1] [--vocab 128256] [--set search_loads_ahead=True ...]
+    python3 tools/profile_filtered.py [--rows 256 64 16 1] [--vocab 128256] [--set search_step_blocks=1 ...]
 
 (with hotfuse importable, as tools/bench_filtered.py). The bench's inputs (`bench.filtered_sampling.batch`), Qwen3's
 and Llama's parameters and min-p alone, vLLM's rule. Prints, per shape, each launch's median time over the replays.

@@ -31,7 +31,7 @@ SOFTMAX_CLUSTER = {**LOGITS, "out_ptr": "*fp32", "out_row_stride": "i32", "temp_
 SAMPLE_CLUSTER = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "out_ptr": "*i64", "vocab": "i32"}
 SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "part_score_ptr": "*fp32", "part_index_ptr": "*i32",
           "counters_ptr": "*i32", "out_ptr": "*i64", "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32",
-          "chunks": "i32", "state_ptr": "*fp32"}
+          "chunks": "i32"}
 SAMPLE_COMBINE = {"part_score_ptr": "*fp32", "part_index_ptr": "*i32", "out_ptr": "*i64", "chunks": "i32"}
 FILTERED_SAMPLE = {**LOGITS, "temp_ptr": "*fp32", "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "min_p_ptr": "*fp32",
                    "seed_ptr": "*i64", "buffer_ptr": "*i64", "out_ptr": "*i64", "thresholds_ptr": "*fp32",
@@ -40,15 +40,15 @@ SEARCH_TOP = {**LOGITS, "temp_ptr": "*fp32", "top_k_ptr": "*i32", "top_p_ptr": "
               "state_ptr": "*fp32", "part_top_ptr": "*fp32", "part_first_ptr": "*i32", "counters_ptr": "*i32",
               "out_ptr": "*i64", "vocab": "i32", "tiles_per_program": "i32", "chunks": "i32"}
 SEARCH_PASS = {**LOGITS, "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "state_ptr": "*fp32", "part_hist_ptr": "*i32",
-               "part_tally_ptr": "*fp32", "part_copied_ptr": "*i32", "buffer_ptr": "*fp32", "counters_ptr": "*i32",
-               "vocab": "i32", "tiles_per_program": "i32", "chunks": "i32"}
-RACE_WINDOW = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "state_ptr": "*fp32", "part_score_ptr": "*fp32", "part_index_ptr": "*i32",
-               "part_tally_ptr": "*fp32", "marks_ptr": "*i8", "counters_ptr": "*i32", "out_ptr": "*i64",
+               "part_tally_ptr": "*fp32", "counters_ptr": "*i32", "vocab": "i32", "tiles_per_program": "i32",
+               "chunks": "i32"}
+RACE_WINDOW = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "state_ptr": "*fp32", "part_score_ptr": "*fp32",
+               "part_index_ptr": "*i32", "part_tally_ptr": "*fp32", "marks_ptr": "*i8", "counters_ptr": "*i32", "out_ptr": "*i64",
                "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32", "chunks": "i32"}
 SETTLE = {**LOGITS, "seed_ptr": "*i64", "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "state_ptr": "*fp32",
           "part_score_ptr": "*fp32", "part_index_ptr": "*i32", "part_tally_ptr": "*fp32", "marks_ptr": "*i8",
-          "columns_ptr": "*i32", "buffer_ptr": "*fp32", "copied_ptr": "*i32", "out_ptr": "*i64", "vocab": "i32",
-          "tiles": "i32", "chunks": "i32"}
+          "columns_ptr": "*i32", "window_ptr": "*fp32", "out_ptr": "*i64", "vocab": "i32", "tiles": "i32",
+          "chunks": "i32"}
 STATE_LAYOUT = {"STATE": search.STATE_FIELDS, "S_STATUS": search.COLUMN["status"]}
 ROUTE_TILE = {"gating_ptr": "*fp32", "row_stride": "i32", "scale_ptr": "*fp32", "weights_ptr": "*fp32",
               "ids_ptr": "*i32", "padding_ptr": "*i1", "tokens": "i32", "experts": "i32"}
@@ -83,8 +83,7 @@ def cases_for(capability):
                               {"BLOCK": 1024, "CHUNKS_P2": 128, "WAIT": pdl, "TRIGGER": trigger, "GPU": True}, no_fma),
         "sample": (race._sample_column_race_kernel, SAMPLE,
                    {"DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True, "COMBINE_HERE": True,
-                    "CHUNKS_P2": 64, "WAIT": flags["sample"][0], "TRIGGER": trigger, "FILTERED": False,
-                    **STATE_LAYOUT, "S_TOP": 0, "S_CUT": 0, "DONE": 0}, {}),
+                    "CHUNKS_P2": 64, "WAIT": flags["sample"][0], "TRIGGER": trigger}, {}),
         **{f"filtered_sample_{name}": (
             filtered._filtered_sample_kernel, {**FILTERED_SAMPLE, "logits_ptr": dtype},
             {"MIN_P_FIRST": rule.min_p_first, "TOP_P_RENORMALISED": rule.top_p_renormalised,
@@ -102,30 +101,16 @@ def cases_for(capability):
             {"FIRST": first, "LAST": last, "RENORMALISED": rule.top_p_renormalised,
              "STRICT": rule.top_p_boundary_strict, "NB": search.BINS, "CAP": tuning.search_candidates,
              "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES, "BLOCK": search.COUNT_STEP,
-             "BI": search.PAIR_BLOCK, "STEP": tuning.search_step_blocks, "AHEAD": tuning.search_loads_ahead,
-             "STAGES": 1 if tuning.search_loads_ahead else 3, "COPY_IN_RACE": tuning.search_copy_in_race},
-            {"num_warps": tuning.search_pass_warps})
+             "STEP": tuning.search_step_blocks}, {"num_warps": tuning.search_pass_warps})
            for name, rule, dtype, first, last in (("first_vllm", RULES["vllm"], "*fp32", True, False),
                                                   ("last_sglang_bf16", RULES["sglang"], "*bf16", False, True))},
-        # the options that wait for a GPU's timing (plan.Tuning): loads ahead, the copy left to settle.py's race
-        "search_pass_options": (
-            search._search_pass_kernel, SEARCH_PASS,
-            {"FIRST": False, "LAST": True, "RENORMALISED": True, "STRICT": True, "NB": search.BINS,
-             "CAP": tuning.search_candidates, "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES,
-             "BLOCK": search.COUNT_STEP, "BI": search.PAIR_BLOCK, "STEP": tuning.search_step_blocks, "AHEAD": True,
-             "STAGES": 1, "COPY_IN_RACE": True}, {"num_warps": tuning.search_pass_warps}),
         "race_window": (settle._race_window_kernel, RACE_WINDOW,
                         {"CHUNKS_P2": 64, "DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True},
                         {"num_warps": plan.SAMPLE_WARPS}),
         "settle": (settle._settle_kernel, SETTLE,
                    {"RENORMALISED": True, "STRICT": True, "CAP": tuning.search_candidates, "CHUNKS_P2": 64,
-                    "BI": search.PAIR_BLOCK, "DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES,
+                    "BI": settle.PAIR_BLOCK, "DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES,
                     "MARK_BLOCK": settle.MARK_BLOCK, "GPU": True}, {"num_warps": settle.SETTLE_WARPS}),
-        "sample_filtered": (race._sample_column_race_kernel, SAMPLE,
-                            {"DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES, "GPU": True,
-                             "COMBINE_HERE": True, "CHUNKS_P2": 64, "WAIT": False, "TRIGGER": False,
-                             "FILTERED": True, **STATE_LAYOUT, "S_TOP": search.COLUMN["top"],
-                             "S_CUT": search.COLUMN["cut"], "DONE": search.STATUS["done"]}, {}),
         "sample_combine": (race._sample_race_combine_kernel, SAMPLE_COMBINE, {"CHUNKS_P2": 64, "WAIT": pdl},
                            {"num_warps": 1}),
         "gemma4_route_tile": (gemma4_router._gemma4_route_kernel, ROUTE_TILE,

@@ -23,7 +23,7 @@ ENGINE_TRITONS = re.findall(r"^triton==(\S+)", (ROOT / "ci" / "triton-overlays.t
 OTHER_GPUS = {"softmax_partials", "softmax_normalize", "sample", "sample_combine", "gemma4_route_tile",
               "gemma4_route_lanes", "topk_postprocess", "gather_rows", "filtered_sample_vllm",
               "filtered_sample_sglang_bf16", "search_top", "search_pass_first_vllm", "search_pass_last_sglang_bf16",
-              "sample_filtered", "race_window", "settle", "search_pass_options"}
+              "race_window", "settle"}
 
 
 @pytest.fixture(scope="module", params=["venv"] + ENGINE_TRITONS)
@@ -78,7 +78,6 @@ def test_kernels_compile_for_hopper_with_dependent_launch_and_clusters(report):
                 "sample_cluster": "sample" in waits, "gemma4_route_tile": False, "gemma4_route_lanes": False,
                 "topk_postprocess": False, "gather_rows": False, "filtered_sample_vllm": False,
                 "filtered_sample_sglang_bf16": False, "search_top": False, "search_pass_first_vllm": False,
-                "search_pass_last_sglang_bf16": False, "sample_filtered": False, "race_window": False,
-                "settle": False, "search_pass_options": False}
+                "search_pass_last_sglang_bf16": False, "race_window": False, "settle": False}
     assert {name: r["ok"] for name, r in got["kernels"].items()} == dict.fromkeys(expected, True), got["kernels"]
     assert {name: r["griddepcontrol"] for name, r in got["kernels"].items()} == expected

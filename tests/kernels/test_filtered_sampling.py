@@ -20,6 +20,7 @@ from hotfuse.kernels.sampling import DEFAULT_TUNING, filtered_sample, filtered_u
     run_filtered_sample, temperature_sample
 from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P, filtered_probs_reference, \
     kept_tokens_reference
+from hotfuse.kernels.sampling import search, settle
 from hotfuse.kernels.sampling.plan import search_pass_plan
 
 SMALL_BUFFER = replace(DEFAULT_TUNING, filter_candidates=64, search_candidates=32)
@@ -165,12 +166,26 @@ def test_the_passes_geometry_changes_neither_kept_sets_nor_tokens():
         assert torch.equal(thresholds, outcomes[0][1])
 
 
+class SettledRows:
+    """Stands in for settle._settle_kernel: launches it, and counts the rows it settles (status SETTLE before it)."""
+
+    def __init__(self, kernel):
+        self.kernel, self.rows = kernel, 0
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            state = args[5]
+            self.rows += int((state[:, search.COLUMN["status"]] == search.STATUS["settle"]).sum())
+            self.kernel[grid](*args, **kwargs)
+        return launch
+
+
 @pytest.mark.parametrize("rule", list(RULE_CASES))
-def test_the_race_settles_small_windows_as_the_copying_pass_does(rule):
-    """search_copy_in_race (settle.py): the race marks the columns of a small last window and a settling launch finds
-    the cut and scores those columns, instead of a copying pass. The same thresholds and tokens as the copying pass,
-    the reference's kept sets; with one counting pass, the rows it leaves on a small window are settled by the race
-    (by = 1) where the copying path has no pass left and gives them to the one-program kernel (by = 2)."""
+def test_filtered_rows_draw_what_temperature_sample_draws_from_their_kept_tokens(rule, monkeypatch):
+    """Whichever launch finds a row's cut (a counting pass; settle.py's settling launch, after the race, for a
+    window of at most search_candidates tokens; or the one-program kernel), the row draws the token
+    temperature_sample draws with the same seed from its logits with every token it does not keep masked: the
+    same noise, the same race. With one counting pass, rows are left to each of them."""
     rows, vocab = 6, 9000
     g = torch.Generator().manual_seed(31)
     logits = torch.randn(rows, vocab, generator=g) * 4
@@ -178,21 +193,18 @@ def test_the_race_settles_small_windows_as_the_copying_pass_does(rule):
     logits[5, 7] = float("nan")
     t = torch.rand(rows, generator=g) + 0.3
     seeds = torch.arange(rows, dtype=torch.int64) + 40
-    settled = 0
+    settled = SettledRows(settle._settle_kernel)
+    monkeypatch.setattr(settle, "_settle_kernel", settled)
+    by = set()
     for combination in COMBINATIONS:
         _t, k, p, q = row_parameters(rows, combination, 1.0)
-        outcomes = []
-        for copy_in_race in (False, True):
-            tuning = replace(SMALL_BUFFER, search_copy_in_race=copy_in_race)
-            outcomes.append(draw(logits, t, k, p, q, RULE_CASES[rule], seeds, tuning))
-            assert_kept_sets_equal(logits, t, k, p, q, RULE_CASES[rule], tuning=tuning)
-        assert torch.equal(outcomes[1][0], outcomes[0][0]), combination
-        assert torch.equal(outcomes[1][1], outcomes[0][1]), combination
-        one_pass = [draw(logits, t, k, p, q, RULE_CASES[rule], seeds,
-                         replace(SMALL_BUFFER, search_passes=1, search_copy_in_race=copy_in_race))[1][:, 4]
-                    for copy_in_race in (False, True)]
-        settled += int(((one_pass[0] == 2) & (one_pass[1] == 1)).sum())
-    assert settled > 0, "no row was settled by the race"
+        for tuning in (SMALL_BUFFER, replace(SMALL_BUFFER, search_passes=1)):
+            tokens, thresholds = draw(logits, t, k, p, q, RULE_CASES[rule], seeds, tuning)
+            alone = logits.masked_fill(~kernel_kept(logits, thresholds), float("-inf"))
+            assert torch.equal(tokens, temperature_sample(alone, t, seeds)), (combination, tuning.search_passes)
+            by |= set(thresholds[:, 4].tolist())
+    assert settled.rows > 0, "no row was settled by the race"
+    assert by == {1.0, 2.0}, by
 
 
 def test_ties_at_the_threshold_are_kept_whole():

@@ -1,12 +1,12 @@
 """Filtered sampling's launch, and its one-program kernel: temperature, min-p, top-k and top-p, then one exact draw.
 
 `launch_filtered_sample` runs the split threshold search (search.py: a row read on many multiprocessors per launch),
-then the column race of race.py over what each row keeps, then this module's kernel for the rows the search left
-undecided (a window still larger than its buffer after the last pass: flat rows, a large top-k with a renormalised
-top-p). That kernel, one program per row, is exact for every row but reads the row on one multiprocessor: on an H100
-it was slower than the engines' sampling wherever top-k or top-p applies (docs/experiments/2026-12-05-filtered-
-kernel-h100.md), which is why it is now the fallback of the split search and not the path. Rows the search decided
-exit at once.
+then the race over what each row keeps (settle.py, which also settles the rows whose search ended on a small
+window), then this module's kernel for the rows the search left undecided (a window still larger than its buffer
+after the last pass: flat rows, a large top-k with a renormalised top-p). That kernel, one program per row, is exact
+for every row but reads the row on one multiprocessor: on an H100 it was slower than the engines' sampling wherever
+top-k or top-p applies (docs/experiments/2026-12-05-filtered-kernel-h100.md), which is why it is now the fallback of
+the split search and not the path. Rows the search decided exit at once.
 
 For a row with temperature t (0: greedy), top-k k, top-p p and min-p q, every filter keeps an upper set of the
 logits, so what the row may draw is "every finite logit x >= tau", and the rule (hotfuse.kernels.sampling.filters.
@@ -48,7 +48,7 @@ from hotfuse.kernels.sampling.filters import FilterRule
 from hotfuse.kernels.sampling import search, settle
 from hotfuse.kernels.sampling.plan import (COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning, sample_plan,
                                           search_pass_plan)
-from hotfuse.kernels.sampling.race import launch_filtered_race, scratch, zeroed_counters
+from hotfuse.kernels.sampling.race import scratch, zeroed_counters
 
 # Filtered sampling runs on CUDA only for batches where the bench measured it faster than every engine path beside
 # it (tools/bench_filtered.py, docs/BENCHMARKS.md): up to CUDA_MAX_ROWS rows (0: none). Larger CUDA batches are
@@ -313,8 +313,8 @@ if triton is not None:
 def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor,
                            min_p: torch.Tensor, seeds: torch.Tensor, rule: FilterRule, out: torch.Tensor,
                            tuning: Tuning, thresholds: torch.Tensor | None = None) -> None:
-    """Draw one token per row into `out`: the split threshold search (search.py), the column race over what each
-    row keeps, and this module's one-program kernel for the rows the search left to it.
+    """Draw one token per row into `out`: the split threshold search (search.py), the race over what each row
+    keeps (settle.py), and this module's one-program kernel for the rows the search left to it.
 
     `thresholds` ([rows, 5] fp32, for tests): what each sampled row kept, the tokens with x >= tau and depth
     (top - x) * s below cut (s = log2(e) / t as the kernels computed it; an infinite cut: no depth limit), as
@@ -326,50 +326,41 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
     passes = search_pass_plan(rows, vocab, device, tuning)
     chunks, pass_chunks = plan.chunks, passes.chunks
     candidates = tuning.search_candidates
-    # one scratch call: its tensors share one workspace (settle.py's launches: theirs are empty when not used)
-    settled = rows if tuning.search_copy_in_race else 0
-    (state, part_top, part_first, part_hist, part_tally, part_copied, buffer, exact_buffer, race_score, race_index,
-     race_tally, marks, columns, settle_buffer, settle_copied) = scratch(device, [
+    # one scratch call: its tensors share one workspace
+    (state, part_top, part_first, part_hist, part_tally, exact_buffer, race_score, race_index, race_tally, marks,
+     columns, window) = scratch(device, [
         ((rows, search.STATE_FIELDS), torch.float32), ((rows, chunks), torch.float32), ((rows, chunks), torch.int32),
         ((rows, pass_chunks, search.BINS), torch.int32), ((rows, pass_chunks, search.TALLIES), torch.float32),
-        ((rows, pass_chunks), torch.int32), ((rows, pass_chunks, candidates), torch.float32),
-        ((rows, tuning.filter_candidates), torch.int64), ((settled, chunks), torch.float32),
-        ((settled, chunks), torch.int32), ((settled, chunks, search.TALLIES), torch.float32),
-        ((settled, plan.tiles * COLUMN_LANES), torch.int8), ((settled, candidates), torch.int32),
-        ((settled, candidates), torch.float32), ((settled,), torch.int32)])
+        ((rows, tuning.filter_candidates), torch.int64), ((rows, chunks), torch.float32),
+        ((rows, chunks), torch.int32), ((rows, chunks, search.TALLIES), torch.float32),
+        ((rows, plan.tiles * COLUMN_LANES), torch.int8), ((rows, candidates), torch.int32),
+        ((rows, candidates), torch.float32)])
     counters = zeroed_counters(device, rows)
     tile = COLUMN_DEPTH * COLUMN_LANES
+    gpu = device.type == "cuda"
+    chunks_p2 = triton.next_power_of_2(chunks)
     search._search_top_kernel[(rows * chunks,)](
         logits, logits.stride(0), temperatures.reshape(rows), top_k.reshape(rows), top_p.reshape(rows),
         min_p.reshape(rows), state, part_top, part_first, counters, out, vocab, plan.tiles_per_program, chunks,
-        MIN_P_FIRST=rule.min_p_first, CHUNKS_P2=triton.next_power_of_2(chunks), TILE=tile, num_warps=SAMPLE_WARPS)
+        MIN_P_FIRST=rule.min_p_first, CHUNKS_P2=chunks_p2, TILE=tile, num_warps=SAMPLE_WARPS)
     for n in range(tuning.search_passes):
         search._search_pass_kernel[(rows * pass_chunks,)](
             logits, logits.stride(0), top_k.reshape(rows), top_p.reshape(rows), state, part_hist, part_tally,
-            part_copied, buffer, counters, vocab, passes.tiles_per_program, pass_chunks, FIRST=n == 0,
-            LAST=n == tuning.search_passes - 1, RENORMALISED=rule.top_p_renormalised,
-            STRICT=rule.top_p_boundary_strict, NB=search.BINS, CAP=candidates,
-            CHUNKS_P2=triton.next_power_of_2(pass_chunks), TILE=tile,
-            BLOCK=search.COUNT_STEP, BI=min(search.PAIR_BLOCK, candidates), STEP=tuning.search_step_blocks,
-            AHEAD=tuning.search_loads_ahead, STAGES=1 if tuning.search_loads_ahead else 3,
-            COPY_IN_RACE=tuning.search_copy_in_race, num_warps=tuning.search_pass_warps)
+            counters, vocab, passes.tiles_per_program, pass_chunks, FIRST=n == 0, LAST=n == tuning.search_passes - 1,
+            RENORMALISED=rule.top_p_renormalised, STRICT=rule.top_p_boundary_strict, NB=search.BINS, CAP=candidates,
+            CHUNKS_P2=triton.next_power_of_2(pass_chunks), TILE=tile, BLOCK=search.COUNT_STEP,
+            STEP=tuning.search_step_blocks, num_warps=tuning.search_pass_warps)
+    settle._race_window_kernel[(rows * chunks,)](
+        logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), state, race_score, race_index,
+        race_tally, marks, counters, out, vocab, plan.tiles, plan.tiles_per_program, chunks, CHUNKS_P2=chunks_p2,
+        DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=gpu, num_warps=SAMPLE_WARPS)
+    settle._settle_kernel[(rows,)](
+        logits, logits.stride(0), seeds.reshape(rows), top_k.reshape(rows), top_p.reshape(rows), state, race_score,
+        race_index, race_tally, marks, columns, window, out, vocab, plan.tiles, chunks,
+        RENORMALISED=rule.top_p_renormalised, STRICT=rule.top_p_boundary_strict, CAP=candidates, CHUNKS_P2=chunks_p2,
+        BI=min(settle.PAIR_BLOCK, candidates), DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, MARK_BLOCK=settle.MARK_BLOCK,
+        GPU=gpu, num_warps=settle.SETTLE_WARPS)
     column = search.COLUMN
-    if tuning.search_copy_in_race:
-        chunks_p2 = triton.next_power_of_2(chunks)
-        settle._race_window_kernel[(rows * chunks,)](
-            logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), state, race_score, race_index,
-            race_tally, marks, counters, out, vocab, plan.tiles, plan.tiles_per_program, chunks, CHUNKS_P2=chunks_p2,
-            DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=device.type == "cuda", num_warps=SAMPLE_WARPS)
-        settle._settle_kernel[(rows,)](
-            logits, logits.stride(0), seeds.reshape(rows), top_k.reshape(rows), top_p.reshape(rows), state, race_score,
-            race_index, race_tally, marks, columns, settle_buffer, settle_copied, out, vocab, plan.tiles, chunks,
-            RENORMALISED=rule.top_p_renormalised, STRICT=rule.top_p_boundary_strict, CAP=candidates,
-            CHUNKS_P2=chunks_p2, BI=min(search.PAIR_BLOCK, candidates), DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES,
-            MARK_BLOCK=settle.MARK_BLOCK, GPU=device.type == "cuda", num_warps=settle.SETTLE_WARPS)
-    else:
-        launch_filtered_race(logits, temperatures, seeds, state, out,
-                             {"STATE": search.STATE_FIELDS, "S_STATUS": column["status"], "S_TOP": column["top"],
-                              "S_CUT": column["cut"], "DONE": search.STATUS["done"]}, tuning)
     if thresholds is not None:
         done = (state[:, column["status"]] == search.STATUS["done"]).reshape(rows, 1)
         found = torch.stack([torch.full_like(state[:, 0], float("-inf")), state[:, column["top"]],
@@ -382,5 +373,5 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
         triton.cdiv(vocab, tile), triton.cdiv(vocab, tile), state, MIN_P_FIRST=rule.min_p_first,
         TOP_P_RENORMALISED=rule.top_p_renormalised, TOP_P_STRICT=rule.top_p_boundary_strict,
         CAP=tuning.filter_candidates, BINS=HISTOGRAM_BINS, BLOCK=tile, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES,
-        GPU=device.type == "cuda", STATE=search.STATE_FIELDS, S_STATUS=column["status"],
+        GPU=gpu, STATE=search.STATE_FIELDS, S_STATUS=column["status"],
         EXACT_KERNEL=search.STATUS["exact_kernel"], num_warps=SAMPLE_WARPS)

@@ -94,8 +94,8 @@ class Tuning:
     trigger_next: bool = False
     one_launch_sampling: bool = True  # the row's last race program combines; False: a second launch does
     # filtered sampling (search.py): counting passes end once a window holds at most search_candidates tokens (a
-    # power of two); rows still undecided after search_passes launches go to the one-program kernel, whose window
-    # search holds filter_candidates tokens at a time
+    # power of two), and the race settles that window (settle.py); rows still undecided after search_passes launches
+    # go to the one-program kernel, whose window search holds filter_candidates tokens at a time
     search_candidates: int = 256
     search_passes: int = 5
     # a pass's programs (search_pass_plan): about this many per multiprocessor over the whole batch, so a pass is one
@@ -104,10 +104,6 @@ class Tuning:
     search_step_blocks: int = 2  # a pass reads this many blocks of search.COUNT_STEP tokens a step (one cross-warp
     #                              exchange a step)
     search_pass_warps: int = 8
-    search_copy_in_race: bool = False  # no copying pass: the race marks a small last window's columns and a
-    #                                    settling launch finds the cut (settle.py)
-    search_loads_ahead: bool = False  # a pass issues the next step's loads before this step's exchange (else
-    #                                   Triton's loop pipelining, num_stages 3)
     filter_candidates: int = 1024
 
 

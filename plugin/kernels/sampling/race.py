@@ -166,12 +166,9 @@ if triton is not None:
                                    counters_ptr, out_ptr, vocab, tiles, tiles_per_program, chunks,
                                    DEPTH: tl.constexpr, LANES: tl.constexpr, GPU: tl.constexpr,
                                    COMBINE_HERE: tl.constexpr, CHUNKS_P2: tl.constexpr, WAIT: tl.constexpr,
-                                   TRIGGER: tl.constexpr, state_ptr, FILTERED: tl.constexpr = False,
-                                   STATE: tl.constexpr = 0, S_STATUS: tl.constexpr = 0, S_TOP: tl.constexpr = 0,
-                                   S_CUT: tl.constexpr = 0, DONE: tl.constexpr = 0):
+                                   TRIGGER: tl.constexpr):
         # Logits are scaled to base 2 (x log2(e) / t), so log2 masses and base-2 Gumbel noise race as
-        # natural-log ones would. FILTERED (search.py): only the tokens within the row's cut race, and only rows
-        # whose status is DONE (the others have their token already, or get it from the one-program kernel).
+        # natural-log ones would.
         if WAIT:
             tl.extra.cuda.gdc_wait()
         if TRIGGER:
@@ -179,14 +176,8 @@ if triton is not None:
         pid = tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
-        if FILTERED:
-            if tl.load(state_ptr + row * STATE + S_STATUS) != DONE:
-                return
-            top = tl.load(state_ptr + row * STATE + S_TOP)
-            cut = tl.load(state_ptr + row * STATE + S_CUT)
-        else:
-            top = tl.zeros([], tl.float32)
-            cut = tl.full([], float("inf"), tl.float32)
+        top = tl.zeros([], tl.float32)  # every token races (filtered sampling's race, settle.py, passes a cut)
+        cut = tl.full([], float("inf"), tl.float32)
         scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)
         seed = tl.load(seed_ptr + row)
         base = logits_ptr + row.to(tl.int64) * row_stride
@@ -194,14 +185,14 @@ if triton is not None:
         last = tl.minimum(first + tiles_per_program, tiles)
         token_noise = _depth_noise(seed, DEPTH, GPU)  # drawn first, off the critical path
         best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, False, top, cut,
-                                            FILTERED)
+                                            False)
         if tl.max(nan.to(tl.int32), axis=0) > 0:  # rare: a NaN logit; redo these tiles with NaN as masked
             best, best_col, nan = _column_tiles(base, first, last, vocab, scale, seed, DEPTH, LANES, GPU, True, top,
-                                                cut, FILTERED)
+                                                cut, False)
         winner, col = _best(best, best_col, 0, GPU)
         # An all -inf chunk ends on its first column's first token, with score -inf.
         s, tokens = _column_token_scores(base, col, tl.arange(0, DEPTH), vocab, scale, token_noise, DEPTH, LANES, top,
-                                         cut, FILTERED)
+                                         cut, False)
         _s, choice = _best(s, tokens, 0, GPU)
         tl.store(part_score_ptr + row * chunks + c, winner)
         tl.store(part_index_ptr + row * chunks + c, choice)
@@ -394,26 +385,10 @@ def _launch_column_race(logits, temperatures, seeds, out, tiles_per_program, tun
         logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index, counters,
         out, vocab, p.tiles, p.tiles_per_program, p.chunks, DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=gpu,
         COMBINE_HERE=one_launch, CHUNKS_P2=chunks_p2, WAIT=wait, TRIGGER=trigger if one_launch else pdl,
-        state_ptr=part_score, num_warps=SAMPLE_WARPS, **({"launch_pdl": True} if wait else {}))
+        num_warps=SAMPLE_WARPS, **({"launch_pdl": True} if wait else {}))
     if not one_launch:
         _sample_race_combine_kernel[(rows,)](part_score, part_index, out, p.chunks, CHUNKS_P2=chunks_p2, WAIT=pdl,
                                              num_warps=1, **({"launch_pdl": True} if pdl else {}))
-
-
-def launch_filtered_race(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, state: torch.Tensor,
-                         out: torch.Tensor, state_layout: dict, tuning: Tuning) -> None:
-    """The column race over the tokens each row's state (search.py) keeps, for the rows whose search is done; a
-    plain launch (it reads what the launch before it wrote)."""
-    rows, vocab = logits.shape
-    p = sample_plan(rows, vocab, logits.device, tuning)
-    part_score = torch.empty((rows, p.chunks), dtype=torch.float32, device=logits.device)
-    part_index = torch.empty((rows, p.chunks), dtype=torch.int32, device=logits.device)
-    _sample_column_race_kernel[(rows * p.chunks,)](
-        logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), part_score, part_index,
-        zeroed_counters(logits.device, rows), out, vocab, p.tiles, p.tiles_per_program, p.chunks, DEPTH=COLUMN_DEPTH,
-        LANES=COLUMN_LANES, GPU=logits.device.type == "cuda", COMBINE_HERE=True,
-        CHUNKS_P2=triton.next_power_of_2(p.chunks), WAIT=False, TRIGGER=False, state_ptr=state, FILTERED=True,
-        **state_layout, num_warps=SAMPLE_WARPS)
 
 
 def launch_sample(logits: torch.Tensor, temperatures: torch.Tensor, seeds: torch.Tensor, out: torch.Tensor,

@@ -16,25 +16,22 @@ Launches (grid: rows x chunks):
 2. passes (`search_passes` of them; `plan.search_pass_plan`: as many chunks a row as keep about two programs a
    multiprocessor over the batch, so a pass is one wave and one that no row needs costs a load per program; each
    step reads `search_step_blocks` blocks of COUNT_STEP tokens and folds them into per-lane tallies within a
-   thread, so a step ends in one cross-warp exchange; with `search_loads_ahead` (AHEAD) the next step's loads are
-   issued before this step's exchange): the rest keep a window [d_top, d_bot) of depths: every
+   thread, so a step ends in one cross-warp exchange): the rest keep a window [d_top, d_bot) of depths: every
    token above it is kept, every token below it dropped, and the threshold lies inside. Each pass counts and
-   weighs the tokens above the window again, exactly, and either
-   - counts (COUNT): a histogram of the window's depths in BINS bins (one tally per token), 1/4 of depth wide from
-     depth 0 in the first pass, then 2^-e wide over the window, as fine as BINS bins allow while every bin index
-     stays an exact fp32 integer (so a token's bin and the comparisons of later passes with the bin edges agree);
-     and the window's exact mass (the first pass: the mass z every filter weighs against). Counts at the edges are
-     exact; masses are known within bounds (a bin's tokens weigh between 2^-(its upper edge) and 2^-(its lower
-     edge) each, and the window's mass less the bounds of what lies below an edge; widened by MASS_SLACK for
-     rounding), and the combining program narrows the window to the edges between which a filter can still change
-     its mind under those bounds; or, once the window holds at most `search_candidates` tokens,
-   - copies (COPY) the window's depths to a per-chunk buffer, and the combining program finds the exact cut among
-     them: each candidate's count and mass of strictly shallower tokens (by comparing every pair), top-k first,
-     then top-p against the rule's mass. With `search_copy_in_race` (COPY_IN_RACE) no pass copies: a COPY row
-     waits for settle.py's race and settling launch, which find the cut among its window's tokens in the same way.
-   A window of a single depth is decided without a copy (a tie group, kept or dropped whole).
-3. the column race of race.py over the tokens with d < cut: a row with no filter draws what temperature_sample
-   draws, and a filtered row draws with the same noise.
+   weighs the tokens above the window again, exactly, and a histogram of the window's depths in BINS bins (one
+   tally per token), 1/4 of depth wide from depth 0 in the first pass, then 2^-e wide over the window, as fine as
+   BINS bins allow while every bin index stays an exact fp32 integer (so a token's bin and the comparisons of
+   later passes with the bin edges agree); and the window's exact mass (the first pass: the mass z every filter
+   weighs against). Counts at the edges are exact; masses are known within bounds (a bin's tokens weigh between
+   2^-(its upper edge) and 2^-(its lower edge) each, and the window's mass less the bounds of what lies below an
+   edge; widened by MASS_SLACK for rounding), and the combining program narrows the window to the edges between
+   which a filter can still change its mind under those bounds. Once the window holds at most
+   `search_candidates` tokens the row's status is SETTLE: no pass reads it again, and settle.py's race and
+   settling launch find the exact cut among the window's tokens. A window of a single depth is decided at once (a tie group,
+   kept or dropped whole).
+3. settle.py's race over the tokens with d < cut (DONE rows: race.py's column race; SETTLE rows: the race, then the
+   settling launch): a row with no filter draws what temperature_sample draws, and a filtered row draws with the
+   same noise.
 4. the exact one-program kernel (filtered.py) for the rows the passes left unresolved: a window still larger than
    the buffer after the last pass (flat rows, a large top-k with a renormalised top-p). Its launch costs little
    when no row needs it.
@@ -60,7 +57,6 @@ BINS = 64           # a counting pass's histogram bins over the window (the last
 #                     warp tallies 32 tokens in log2(BINS) + BINS / 32 * (log2(BINS) + 1) instructions
 FIRST_BIN_SCALE = 4  # the first pass's bins per unit of depth, from depth 0: a token's mass known within 2^(1/4)
 COUNT_STEP = 1024   # tokens of a block: the lanes of a pass's per-lane tallies (a step reads Tuning.search_step_blocks)
-PAIR_BLOCK = 16     # candidates compared with all others at once (more: more registers in every pass)
 MASS_SLACK = 2.0 ** -10  # relative widening of the histogram's mass bounds (fp32 sums, approximate exp2)
 TALLIES = 5         # per program: count and mass above the window, the window's mass, its shallowest, its deepest
 
@@ -71,7 +67,7 @@ FIELDS = ("status", "top", "scale", "cut", "limit", "d_top", "d_bot", "z",
           "kmass_low", "kmass_high", "bin_base", "bin_scale")
 STATE_FIELDS = len(FIELDS)
 COLUMN = {name: i for i, name in enumerate(FIELDS)}
-STATUS = {"count": 0, "copy": 1, "done": 2, "skip": 3, "exact_kernel": 4}
+STATUS = {"count": 0, "settle": 1, "done": 2, "skip": 3, "exact_kernel": 4}
 
 if triton is not None:
     from hotfuse.kernels.sampling.race import _last_to_arrive
@@ -83,8 +79,8 @@ if triton is not None:
     FIRST_SCALE = tl.constexpr(float(FIRST_BIN_SCALE))
     TALLY = tl.constexpr(TALLIES)
     MAX_BLOCK = tl.constexpr(1024)  # the largest logit's loop: 8 lanes a thread at 4 warps (few registers)
-    COUNT, COPY, DONE, SKIP, EXACT_KERNEL = (tl.constexpr(STATUS[name]) for name in
-                                             ("count", "copy", "done", "skip", "exact_kernel"))
+    COUNT, SETTLE, DONE, SKIP, EXACT_KERNEL = (tl.constexpr(STATUS[name]) for name in
+                                             ("count", "settle", "done", "skip", "exact_kernel"))
 
     @triton.jit
     def _next_up(x):
@@ -179,28 +175,6 @@ if triton is not None:
                     tl.store(state + S_STATUS, tl.where(searched, COUNT, DONE))
 
     @triton.jit
-    def _load_step(base, offs, end):
-        return tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
-
-    @triton.jit
-    def _first_ahead(base, start, end, SPAN: tl.constexpr, AHEAD: tl.constexpr):
-        """With AHEAD, the first step's logits, loaded before the loop; else nothing is loaded (a placeholder)."""
-        if AHEAD:
-            return _load_step(base, start + tl.arange(0, SPAN), end)
-        else:
-            return 0.0
-
-    @triton.jit
-    def _next_step(base, block, end, ahead, SPAN: tl.constexpr, AHEAD: tl.constexpr):
-        """(this step's logits, the logits held for the next step): with AHEAD, the next step's loads are issued
-        now, before this step's cross-warp exchange, and this step uses those issued one step earlier."""
-        span = tl.arange(0, SPAN)
-        if AHEAD:
-            return ahead, _load_step(base, block + SPAN + span, end)
-        else:
-            return _load_step(base, block + span, end), ahead
-
-    @triton.jit
     def _power_of_two(e):
         """2^e for an integer e in [-126, 127], exactly."""
         return ((e + 127) << 23).to(tl.float32, bitcast=True)
@@ -213,7 +187,7 @@ if triton is not None:
     @triton.jit
     def _narrow(state, count, mass_lo, mass_hi, cuts, j, z, above_count, above_mass, d_top, d_bot, d_min, d_max, k,
                 p, vocab, LAST: tl.constexpr, RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr,
-                CAP: tl.constexpr, COPY_IN_RACE: tl.constexpr):
+                CAP: tl.constexpr):
         """The combining program's decision from a counting pass at NB ascending cuts (the last one: the window's
         bottom): count[j] tokens with d < cuts[j] (those above the window included), of a mass within
         [mass_lo[j], mass_hi[j]]. Narrows the window to the cuts between which a filter can still change its mind
@@ -286,19 +260,16 @@ if triton is not None:
             tl.store(state + S_KMASS_HIGH, kmass_high)
             tl.store(state + S_BIN_SCALE, bin_scale)
             tl.store(state + S_BIN_BASE, tl.floor(lo_d * bin_scale))
-            if LAST:  # the race copies a small window (COPY_IN_RACE); the one-program kernel takes the rest
-                if COPY_IN_RACE:
-                    tl.store(state + S_STATUS, tl.where(window <= CAP, COPY, EXACT_KERNEL))
-                else:
-                    tl.store(state + S_STATUS, EXACT_KERNEL)
+            if LAST:  # the race settles a small window; the one-program kernel takes the rest
+                tl.store(state + S_STATUS, tl.where(window <= CAP, SETTLE, EXACT_KERNEL))
             else:
-                tl.store(state + S_STATUS, tl.where(window <= CAP, COPY, COUNT))
+                tl.store(state + S_STATUS, tl.where(window <= CAP, SETTLE, COUNT))
 
     @triton.jit
     def _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
                                above_mass, d_top, d_bot, FIRST: tl.constexpr, LAST: tl.constexpr,
                                RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr,
-                               CAP: tl.constexpr, CHUNKS_P2: tl.constexpr, COPY_IN_RACE: tl.constexpr):
+                               CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
         """The combining program of a counting pass: per bin edge, the exact count of the tokens above it and bounds
         on their mass (a bin's tokens weigh between 2^-(its upper edge) and 2^-(its lower edge) each; the window's
         exact mass w bounds them from the other side too: above the window, w, less what lies below the edge)."""
@@ -334,78 +305,7 @@ if triton is not None:
         mass_hi = above_mass + tl.minimum(below_hi * (1.0 + SLACK), w * (1.0 + SLACK) - tail_lo * (1.0 - SLACK))
         count = above_count + tl.cumsum(hist, axis=0).to(tl.float32)
         _narrow(state, count, mass_lo, mass_hi, cuts, b, z, above_count, above_mass, d_top, d_bot, d_min, d_max, k,
-                p, vocab, LAST, RENORMALISED, STRICT, NB, CAP, COPY_IN_RACE)
-
-    @triton.jit
-    def _candidates(buffer_ptr, row, chunks, starts, sizes, n, i, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr):
-        """Candidates i (dense, 0..n-1) of the row from the per-chunk buffers (chunk c holds sizes[c] of them
-        from starts[c] on): their depths (+inf past n) and whether they exist."""
-        cidx = tl.arange(0, CHUNKS_P2)
-        owner = tl.sum(((starts[None, :] <= i[:, None]) & (cidx[None, :] < chunks)).to(tl.int32), axis=1) - 1
-        start = tl.sum(tl.where(cidx[None, :] == owner[:, None], starts[None, :], 0), axis=1)
-        valid = i < n
-        d = tl.load(buffer_ptr + (row * chunks + owner).to(tl.int64) * CAP + (i - start), mask=valid,
-                    other=float("inf"), cache_modifier=".cg")
-        return d, valid
-
-    @triton.jit
-    def _above_candidates(dense, i, n, d_all, valid_all, mass_all, above_count, above_mass):
-        """Candidates i of the dense list: their depths, whether they exist, and the count and mass of the tokens
-        strictly above each (those above the window, and the shallower candidates: a tie group shares them)."""
-        d = tl.load(dense + i, cache_modifier=".cg")
-        shallower = valid_all[None, :] & (d_all[None, :] < d[:, None])
-        count = above_count + tl.sum(shallower.to(tl.float32), axis=1)
-        above = above_mass + tl.sum(tl.where(shallower, mass_all[None, :], 0.0), axis=1)
-        return d, i < n, count, above
-
-    @triton.jit
-    def _decide_from_candidates(part_copied_ptr, buffer_ptr, state, row, chunks, vocab, k, p, above_count,
-                                above_mass, d_top, RENORMALISED: tl.constexpr, STRICT: tl.constexpr,
-                                CAP: tl.constexpr, CHUNKS_P2: tl.constexpr, BI: tl.constexpr):
-        """The combining program of a copying pass (or settle.py's race): the exact cut among the window's tokens,
-        stored and returned."""
-        cidx = tl.arange(0, CHUNKS_P2)
-        sizes = tl.load(part_copied_ptr + row * chunks + cidx, mask=cidx < chunks, other=0, cache_modifier=".cg")
-        starts = tl.cumsum(sizes, axis=0) - sizes
-        n = tl.sum(sizes, axis=0)
-        every = tl.arange(0, CAP)
-        d_all, valid_all = _candidates(buffer_ptr, row, chunks, starts, sizes, n, every, CAP, CHUNKS_P2)
-        mass_all = tl.where(valid_all, tl.exp2(-d_all), 0.0)
-        # the candidates, dense, over the first chunk's buffer (read above; no other program uses it now)
-        dense = buffer_ptr + (row * chunks).to(tl.int64) * CAP
-        tl.debug_barrier()
-        tl.store(dense + every, d_all)
-        tl.debug_barrier()
-        kf, k_on, k_off, p_on, p_off = _filters_on(k, p, vocab)
-        # top-k: a candidate stays when fewer than k tokens lie strictly above it; the mass top-k keeps
-        kept_mass = above_mass
-        for b in tl.static_range(CAP // BI):
-            d, valid, count, _above = _above_candidates(dense, b * BI + tl.arange(0, BI), n, d_all, valid_all,
-                                                        mass_all, above_count, above_mass)
-            kept = valid & tl.where(k_off, True, count < kf)
-            kept_mass += tl.sum(tl.where(kept, tl.exp2(-d), 0.0), axis=0)
-        # top-k's mass, unless known already (then the window may lie above top-k's threshold)
-        kmass_low = tl.load(state + S_KMASS_LOW)
-        kept_mass = tl.where(kmass_low == tl.load(state + S_KMASS_HIGH), kmass_low, kept_mass)
-        if RENORMALISED:
-            target = p * tl.where(k_on, kept_mass, tl.load(state + S_Z))
-        else:
-            target = p * tl.load(state + S_Z)
-        deepest = tl.full([], float("-inf"), tl.float32)
-        for b in tl.static_range(CAP // BI):
-            d, valid, count, above = _above_candidates(dense, b * BI + tl.arange(0, BI), n, d_all, valid_all,
-                                                       mass_all, above_count, above_mass)
-            if STRICT:
-                kept_p = above < target
-            else:
-                kept_p = above <= target
-            kept = valid & tl.where(k_off, True, count < kf) & tl.where(p_off, True, kept_p)
-            deepest = tl.maximum(deepest, tl.max(tl.where(kept, d, float("-inf")), axis=0))
-        cut = tl.where(deepest > float("-inf"), _next_up(tl.maximum(deepest, 0.0)), d_top)
-        cut = tl.minimum(cut, tl.load(state + S_LIMIT))
-        tl.store(state + S_CUT, cut)
-        tl.store(state + S_STATUS, DONE)
-        return cut
+                p, vocab, LAST, RENORMALISED, STRICT, NB, CAP)
 
     @triton.jit
     def _fold(x, STEP: tl.constexpr, BLOCK: tl.constexpr, HOW: tl.constexpr):
@@ -423,98 +323,57 @@ if triton is not None:
                 return tl.sum(y, axis=0)
 
     @triton.jit
-    def _tally_above(d, mass, d_top, above_n, above_m, STEP: tl.constexpr, BLOCK: tl.constexpr):
-        """The running count and mass of the tokens above the window (d < d_top), per lane, with one step's tokens
-        added."""
-        shallow = d < d_top
-        return (above_n + _fold(shallow.to(tl.int32), STEP, BLOCK, "sum"),
-                above_m + _fold(tl.where(shallow, mass, 0.0), STEP, BLOCK, "sum"))
-
-    @triton.jit
-    def _copy_step(buffer, d, wanted, copied, CAP: tl.constexpr):
-        """The step's wanted depths appended to a chunk's buffer (its first CAP slots, in token order): the new
-        count of wanted tokens (those past CAP included)."""
-        n = tl.sum(wanted.to(tl.int32), axis=0)
-        if n > 0:  # a window holds few tokens: most steps have none to copy
-            slot = copied + tl.cumsum(wanted.to(tl.int32), axis=0) - 1
-            tl.store(buffer + slot, d, mask=wanted & (slot < CAP))
-        return copied + n
-
-    @triton.jit
-    def _store_above(tallies, above_n, above_m):
-        """A program's count and mass of the tokens above the window, as its first two tallies."""
-        tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
-        tl.store(tallies + 1, tl.sum(above_m, axis=0))
-
-    @triton.jit
     def _search_pass_kernel(logits_ptr, row_stride, top_k_ptr, top_p_ptr, state_ptr, part_hist_ptr, part_tally_ptr,
-                            part_copied_ptr, buffer_ptr, counters_ptr, vocab, tiles_per_program, chunks,
-                            FIRST: tl.constexpr, LAST: tl.constexpr, RENORMALISED: tl.constexpr,
-                            STRICT: tl.constexpr, NB: tl.constexpr, CAP: tl.constexpr, CHUNKS_P2: tl.constexpr,
-                            TILE: tl.constexpr, BLOCK: tl.constexpr, BI: tl.constexpr, STEP: tl.constexpr,
-                            AHEAD: tl.constexpr, STAGES: tl.constexpr, COPY_IN_RACE: tl.constexpr):
-        """A pass over each undecided row's window: a histogram (COUNT) or a copy of its depths (COPY), and the
-        exact count and mass of the tokens above it."""
+                            counters_ptr, vocab, tiles_per_program, chunks, FIRST: tl.constexpr, LAST: tl.constexpr,
+                            RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr, CAP: tl.constexpr,
+                            CHUNKS_P2: tl.constexpr, TILE: tl.constexpr, BLOCK: tl.constexpr, STEP: tl.constexpr):
+        """A counting pass over each undecided row's window: a histogram of its depths, and the exact count and mass
+        of the tokens above it."""
         pid = tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
         state = state_ptr + row * STATE
-        status = tl.load(state + S_STATUS)
-        work = status == COUNT
-        if not COPY_IN_RACE:  # else settle.py settles COPY rows
-            work = work | (status == COPY)
-        if work:
+        if tl.load(state + S_STATUS) == COUNT:
             top = tl.load(state + S_TOP)
             scale = tl.load(state + S_SCALE)
             d_top = tl.load(state + S_DTOP)
             d_bot = tl.load(state + S_DBOT)
+            bin_base = tl.load(state + S_BIN_BASE)
+            bin_scale = tl.load(state + S_BIN_SCALE)
             base = logits_ptr + row.to(tl.int64) * row_stride
             start = c * tiles_per_program * TILE
             end = tl.minimum(start + tiles_per_program * TILE, vocab)
             tallies = part_tally_ptr + (row * chunks + c) * TALLY
-            if status == COUNT:
-                bin_base = tl.load(state + S_BIN_BASE)
-                bin_scale = tl.load(state + S_BIN_SCALE)
-                hist = tl.zeros([NB], tl.int32)
-                above_n = tl.zeros([BLOCK], tl.int32)
-                above_m = tl.zeros([BLOCK], tl.float32)
-                window_m = tl.zeros([BLOCK], tl.float32)
-                d_min = tl.full([BLOCK], float("inf"), tl.float32)
-                d_max = tl.full([BLOCK], float("-inf"), tl.float32)
-                ahead = _first_ahead(base, start, end, STEP * BLOCK, AHEAD)
-                for block in tl.range(start, end, STEP * BLOCK, num_stages=STAGES):
-                    x, ahead = _next_step(base, block, end, ahead, STEP * BLOCK, AHEAD)
-                    d = (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
-                    mass = tl.exp2(-d)
-                    inside = (d >= d_top) & (d < d_bot)
-                    # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, integers below 2^24); the deep
-                    # rest in the last one
-                    at = tl.floor(tl.where(inside, d, 0.0) * bin_scale) - bin_base
-                    bins = tl.minimum(tl.maximum(at, 0.0), NB - 1).to(tl.int32)
-                    hist += tl.histogram(bins, NB, mask=inside)
-                    # the step's STEP tokens a lane, folded into its tallies (within a thread)
-                    above_n, above_m = _tally_above(d, mass, d_top, above_n, above_m, STEP, BLOCK)
-                    window_m += _fold(tl.where(inside, mass, 0.0), STEP, BLOCK, "sum")
-                    d_min = tl.minimum(d_min, _fold(tl.where(inside, d, float("inf")), STEP, BLOCK, "min"))
-                    d_max = tl.maximum(d_max, _fold(tl.where(inside, d, float("-inf")), STEP, BLOCK, "max"))
-                tl.store(part_hist_ptr + (row * chunks + c) * NB + tl.arange(0, NB), hist)
-                tl.store(tallies + 2, tl.sum(window_m, axis=0))
-                tl.store(tallies + 3, tl.min(d_min, axis=0))
-                tl.store(tallies + 4, tl.max(d_max, axis=0))
-                _store_above(tallies, above_n, above_m)
-            else:
-                buffer = buffer_ptr + (row * chunks + c).to(tl.int64) * CAP
-                copied = tl.zeros([], tl.int32)
-                above_n = tl.zeros([BLOCK], tl.int32)
-                above_m = tl.zeros([BLOCK], tl.float32)
-                ahead = _first_ahead(base, start, end, STEP * BLOCK, AHEAD)
-                for block in tl.range(start, end, STEP * BLOCK, num_stages=STAGES):
-                    x, ahead = _next_step(base, block, end, ahead, STEP * BLOCK, AHEAD)
-                    d = (top - x) * scale
-                    above_n, above_m = _tally_above(d, tl.exp2(-d), d_top, above_n, above_m, STEP, BLOCK)
-                    copied = _copy_step(buffer, d, (d >= d_top) & (d < d_bot), copied, CAP)
-                tl.store(part_copied_ptr + row * chunks + c, copied)
-                _store_above(tallies, above_n, above_m)
+            hist = tl.zeros([NB], tl.int32)
+            above_n = tl.zeros([BLOCK], tl.int32)
+            above_m = tl.zeros([BLOCK], tl.float32)
+            window_m = tl.zeros([BLOCK], tl.float32)
+            d_min = tl.full([BLOCK], float("inf"), tl.float32)
+            d_max = tl.full([BLOCK], float("-inf"), tl.float32)
+            for block in tl.range(start, end, STEP * BLOCK, num_stages=3):
+                offs = block + tl.arange(0, STEP * BLOCK)
+                x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+                d = (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
+                mass = tl.exp2(-d)
+                inside = (d >= d_top) & (d < d_bot)
+                # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, integers below 2^24); the deep rest
+                # in the last one
+                at = tl.floor(tl.where(inside, d, 0.0) * bin_scale) - bin_base
+                bins = tl.minimum(tl.maximum(at, 0.0), NB - 1).to(tl.int32)
+                hist += tl.histogram(bins, NB, mask=inside)
+                # the step's STEP tokens a lane, folded into its tallies (within a thread)
+                shallow = d < d_top
+                above_n += _fold(shallow.to(tl.int32), STEP, BLOCK, "sum")
+                above_m += _fold(tl.where(shallow, mass, 0.0), STEP, BLOCK, "sum")
+                window_m += _fold(tl.where(inside, mass, 0.0), STEP, BLOCK, "sum")
+                d_min = tl.minimum(d_min, _fold(tl.where(inside, d, float("inf")), STEP, BLOCK, "min"))
+                d_max = tl.maximum(d_max, _fold(tl.where(inside, d, float("-inf")), STEP, BLOCK, "max"))
+            tl.store(part_hist_ptr + (row * chunks + c) * NB + tl.arange(0, NB), hist)
+            tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
+            tl.store(tallies + 1, tl.sum(above_m, axis=0))
+            tl.store(tallies + 2, tl.sum(window_m, axis=0))
+            tl.store(tallies + 3, tl.min(d_min, axis=0))
+            tl.store(tallies + 4, tl.max(d_max, axis=0))
             if _last_to_arrive(counters_ptr + row, chunks):
                 k = tl.load(top_k_ptr + row).to(tl.int32)
                 p = tl.load(top_p_ptr + row).to(tl.float32)
@@ -522,10 +381,5 @@ if triton is not None:
                 above = part_tally_ptr + (row * chunks + ridx) * TALLY
                 above_count = tl.sum(tl.load(above, mask=ridx < chunks, other=0.0, cache_modifier=".cg"), axis=0)
                 above_mass = tl.sum(tl.load(above + 1, mask=ridx < chunks, other=0.0, cache_modifier=".cg"), axis=0)
-                if status == COUNT:
-                    _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
-                                           above_mass, d_top, d_bot, FIRST, LAST, RENORMALISED, STRICT, NB, CAP,
-                                           CHUNKS_P2, COPY_IN_RACE)
-                else:
-                    _decide_from_candidates(part_copied_ptr, buffer_ptr, state, row, chunks, vocab, k, p, above_count,
-                                            above_mass, d_top, RENORMALISED, STRICT, CAP, CHUNKS_P2, BI)
+                _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
+                                       above_mass, d_top, d_bot, FIRST, LAST, RENORMALISED, STRICT, NB, CAP, CHUNKS_P2)

@@ -1,27 +1,27 @@
-"""The race of filtered sampling that also settles the rows whose search ended on a small window (search.py, status
-COPY), so that no pass reads those rows only to copy their window.
+"""The race of filtered sampling, which also settles the rows whose search ended on a small window (search.py,
+status SETTLE): no pass reads those rows again to find their cut.
 
-A row's search leaves it either DONE (its cut known) or COPY: every token above its window [d_top, d_bot) is kept,
-every token below it dropped, and the window holds at most `search_candidates` tokens. Such a row's cut lies in
-[d_top, d_bot], so a column (race.py: 8 tokens of a tile) without a window token keeps exactly its tokens above the
-window whatever the cut. Two launches:
+A row's search leaves it either DONE (its cut known) or SETTLE: every token above its window [d_top, d_bot) is
+kept, every token below it dropped, and the window holds at most `search_candidates` tokens. Such a row's cut lies
+in [d_top, d_bot], so a column (race.py: 8 tokens of a tile) without a window token keeps exactly its tokens above
+the window whatever the cut. Two launches:
 
 1. the race (grid: rows x the race's chunks, `plan.sample_plan`):
    - DONE rows: the column race of race.py over the tokens with d < cut, combined by the row's last program;
-   - COPY rows: each program races its columns that hold no window token (their tokens above the window), marks the
-     columns that do (a byte a column), and counts and weighs the tokens above the window exactly, as search.py's
-     copying pass did.
-2. the settling (grid: rows): for a COPY row, one program gathers the marked columns (at most `search_candidates`,
-   in column order), reads their tokens again (8 each), finds the exact cut among the window's tokens
-   (search._decide_from_candidates), scores the marked columns with the cut as the column race would, and picks the
-   highest score among those and the race programs' winners. Other rows return at once.
+   - SETTLE rows: each program races its columns that hold no window token (their tokens above the window), marks
+     the columns that do (a byte a column), and counts and weighs the tokens above the window exactly.
+2. the settling (grid: rows): for a SETTLE row, one program gathers the marked columns (at most
+   `search_candidates`, in column order), reads their tokens again (8 each), finds the exact cut among the
+   window's tokens (`_exact_cut`: each token's count and mass of strictly shallower tokens, by comparing every
+   pair), scores the marked columns with the cut as the column race would, and picks the highest score among
+   those and the race programs' winners. Other rows return at once.
 
 Every column gets the score, noise and in-column race the column race over d < cut gives it, so a row draws the
-token it would draw with its cut known before the race, up to two columns whose scores differ by the rounding of a
-marked column's mass (its 8 masses may be summed in another order on a GPU) or tie exactly (the combining program
-takes the lower token). The exact count and mass above the window are summed over the race's chunks, where the
-copying pass summed them over its own: the cut can differ only where a top-p target falls within fp32 rounding of
-a candidate's mass, as between two geometries of the passes.
+token it would draw with its cut known before the race (that of temperature_sample over its kept tokens alone), up
+to two columns whose scores differ by the rounding of a marked column's mass (its 8 masses may be summed in another
+order on a GPU) or tie exactly (the combining program takes the lower token). The exact count and mass above the
+window are summed over the race's chunks: their rounding, and so a cut whose top-p target falls within fp32
+rounding of a token's mass, may depend on the batch size through the race's geometry.
 """
 
 from __future__ import annotations
@@ -29,18 +29,70 @@ from __future__ import annotations
 from hotfuse.kernels import tl, triton
 
 MARK_BLOCK = 2048  # column marks the settling program reads a step
+PAIR_BLOCK = 16    # window tokens compared with all others at once
 SETTLE_WARPS = 8
 
 if triton is not None:
     from hotfuse.kernels.sampling.race import _best, _column_log_mass, _column_noise, _column_tiles, \
         _column_token_scores, _combine_race, _depth_noise, _gumbel_from_bits, _last_to_arrive, _row_winner
-    from hotfuse.kernels.sampling.search import COPY, DONE, S_CUT, S_DBOT, S_DTOP, S_SCALE, S_STATUS, S_TOP, STATE, \
-        TALLY, _decide_from_candidates
+    from hotfuse.kernels.sampling.search import DONE, S_CUT, S_DBOT, S_DTOP, S_KMASS_HIGH, S_KMASS_LOW, S_LIMIT, \
+        S_SCALE, S_STATUS, S_TOP, S_Z, SETTLE, STATE, TALLY, _filters_on, _next_up
+
+    @triton.jit
+    def _above_each(window_ptr, i, n, d_all, valid_all, mass_all, above_count, above_mass):
+        """Window tokens i (of the n in window_ptr): their depths, whether they exist, and the count and mass of the
+        tokens strictly above each (those above the window, and the shallower window tokens: a tie group shares
+        them)."""
+        d = tl.load(window_ptr + i, mask=i < n, other=float("inf"), cache_modifier=".cg")
+        shallower = valid_all[None, :] & (d_all[None, :] < d[:, None])
+        count = above_count + tl.sum(shallower.to(tl.float32), axis=1)
+        above = above_mass + tl.sum(tl.where(shallower, mass_all[None, :], 0.0), axis=1)
+        return d, i < n, count, above
+
+    @triton.jit
+    def _exact_cut(window_ptr, n, state, vocab, k, p, above_count, above_mass, d_top, RENORMALISED: tl.constexpr,
+                   STRICT: tl.constexpr, CAP: tl.constexpr, BI: tl.constexpr):
+        """The exact cut of a row among the n <= CAP depths of its window's tokens (window_ptr, written by this
+        program), given the exact count and mass of the tokens above the window: each token's count and mass of
+        strictly shallower tokens (by comparing every pair), top-k first, then top-p against the rule's mass.
+        Stored in the row's state (DONE) and returned."""
+        every = tl.arange(0, CAP)
+        valid_all = every < n
+        d_all = tl.load(window_ptr + every, mask=valid_all, other=float("inf"), cache_modifier=".cg")
+        mass_all = tl.where(valid_all, tl.exp2(-d_all), 0.0)
+        kf, k_on, k_off, p_on, p_off = _filters_on(k, p, vocab)
+        # top-k's mass, unless known already (then the window may lie above top-k's threshold): a token stays when
+        # fewer than k tokens lie strictly above it
+        target = p * tl.load(state + S_Z)
+        if RENORMALISED:
+            kept_mass = tl.load(state + S_KMASS_LOW)
+            if k_on & (kept_mass != tl.load(state + S_KMASS_HIGH)):
+                kept_mass = above_mass
+                for b in range(0, tl.cdiv(n, BI)):
+                    d, valid, count, _above = _above_each(window_ptr, b * BI + tl.arange(0, BI), n, d_all, valid_all,
+                                                          mass_all, above_count, above_mass)
+                    kept_mass += tl.sum(tl.where(valid & (count < kf), tl.exp2(-d), 0.0), axis=0)
+            target = tl.where(k_on, p * kept_mass, target)
+        deepest = tl.full([], float("-inf"), tl.float32)
+        for b in range(0, tl.cdiv(n, BI)):
+            d, valid, count, above = _above_each(window_ptr, b * BI + tl.arange(0, BI), n, d_all, valid_all,
+                                                 mass_all, above_count, above_mass)
+            if STRICT:
+                kept_p = above < target
+            else:
+                kept_p = above <= target
+            kept = valid & tl.where(k_off, True, count < kf) & tl.where(p_off, True, kept_p)
+            deepest = tl.maximum(deepest, tl.max(tl.where(kept, d, float("-inf")), axis=0))
+        cut = tl.where(deepest > float("-inf"), _next_up(tl.maximum(deepest, 0.0)), d_top)
+        cut = tl.minimum(cut, tl.load(state + S_LIMIT))
+        tl.store(state + S_CUT, cut)
+        tl.store(state + S_STATUS, DONE)
+        return cut
 
     @triton.jit
     def _window_tile(base, tile, vocab, scale, seed, top, d_top, d_bot, best, best_col, above_n, above_m, marks,
                      DEPTH: tl.constexpr, LANES: tl.constexpr, GPU: tl.constexpr):
-        """One tile of a COPY row: its columns without a window token race (their tokens above the window), the
+        """One tile of a SETTLE row: its columns without a window token race (their tokens above the window), the
         others are marked, and the tokens above the window are counted and weighed per lane."""
         lane = tl.arange(0, LANES)
         tokens = tile * (DEPTH * LANES) + tl.arange(0, DEPTH)[:, None] * LANES + lane[None, :]
@@ -68,7 +120,7 @@ if triton is not None:
         row = pid // chunks
         state = state_ptr + row * STATE
         status = tl.load(state + S_STATUS)
-        if (status == DONE) | (status == COPY):
+        if (status == DONE) | (status == SETTLE):
             top = tl.load(state + S_TOP)
             scale = 1.4426950408889634 / tl.load(temp_ptr + row).to(tl.float32)  # (as race.py and search.py)
             seed = tl.load(seed_ptr + row)
@@ -101,19 +153,19 @@ if triton is not None:
             _s, choice = _best(s, tokens, 0, GPU)
             tl.store(part_score_ptr + row * chunks + c, winner)
             tl.store(part_index_ptr + row * chunks + c, choice)
-            if status == DONE:  # (a COPY row is combined by the settling launch)
+            if status == DONE:  # (a SETTLE row is combined by the settling launch)
                 if _last_to_arrive(counters_ptr + row, chunks):
                     _combine_race(part_score_ptr, part_index_ptr, out_ptr, row, chunks, CHUNKS_P2, True)
 
     @triton.jit
     def _settle_kernel(logits_ptr, row_stride, seed_ptr, top_k_ptr, top_p_ptr, state_ptr, part_score_ptr,
-                       part_index_ptr, part_tally_ptr, marks_ptr, columns_ptr, buffer_ptr, copied_ptr, out_ptr, vocab,
-                       tiles, chunks, RENORMALISED: tl.constexpr, STRICT: tl.constexpr, CAP: tl.constexpr,
+                       part_index_ptr, part_tally_ptr, marks_ptr, columns_ptr, window_ptr, out_ptr, vocab, tiles, chunks,
+                       RENORMALISED: tl.constexpr, STRICT: tl.constexpr, CAP: tl.constexpr,
                        CHUNKS_P2: tl.constexpr, BI: tl.constexpr, DEPTH: tl.constexpr, LANES: tl.constexpr,
                        MARK_BLOCK: tl.constexpr, GPU: tl.constexpr):
         row = tl.program_id(0)
         state = state_ptr + row * STATE
-        if tl.load(state + S_STATUS) == COPY:
+        if tl.load(state + S_STATUS) == SETTLE:
             top = tl.load(state + S_TOP)
             scale = tl.load(state + S_SCALE)
             d_top = tl.load(state + S_DTOP)
@@ -148,13 +200,12 @@ if triton is not None:
             x = tl.load(base + members, mask=valid[:, None] & (members < vocab), other=float("-inf")).to(tl.float32)
             d = (top - x) * scale
             window = tl.reshape((d >= d_top) & (d < d_bot), [CAP * DEPTH])
-            # the window's depths, dense, for the exact cut (search.py's copying pass wrote them per chunk)
+            # the window's depths, dense, for the exact cut
             slot = tl.cumsum(window.to(tl.int32), axis=0) - 1
-            tl.store(buffer_ptr + row * CAP + slot, tl.reshape(d, [CAP * DEPTH]), mask=window & (slot < CAP))
-            tl.store(copied_ptr + row, tl.sum(window.to(tl.int32), axis=0))
+            tl.store(window_ptr + row * CAP + slot, tl.reshape(d, [CAP * DEPTH]), mask=window & (slot < CAP))
             tl.debug_barrier()
-            cut = _decide_from_candidates(copied_ptr, buffer_ptr, state, row, 1, vocab, k, p, above_count,
-                                          above_mass, d_top, RENORMALISED, STRICT, CAP, 2, BI)
+            cut = _exact_cut(window_ptr + row * CAP, tl.sum(window.to(tl.int32), axis=0), state, vocab, k, p,
+                             above_count, above_mass, d_top, RENORMALISED, STRICT, CAP, BI)
             # the marked columns scored with the cut, as the column race scores a column
             kept = tl.where(cut == float("inf"), x == x, d < cut)
             log_mass, _mass = _column_log_mass(tl.where(kept, x, float("-inf")), scale, 1, GPU)
