@@ -14,8 +14,14 @@ cd "$root"
 if [[ -n "${HOTFUSE_GPU_SCRIPT:-}" ]]; then  # an experiment instead of the suite: HOTFUSE_GPU_SCRIPT="tools/x.py"
   python3 $HOTFUSE_GPU_SCRIPT "$out" "$@"; exit $?
 fi
-python3 -m pytest tests/gpu -m gpu -q -p no:cacheprovider -o addopts="" --junitxml="$out/gpu-tests.xml" 2>&1 | tee "$out/gpu-tests.log"
+# HOTFUSE_GPU_TESTS: what pytest runs, as shell words (default: the whole suite), so that the suite can be split over
+# calls of ten minutes, e.g. "tests/gpu/test_filtered_sampling_gpu.py -k 'kept_sets and dtype0'";
+# HOTFUSE_GPU_BENCH=0: no bench after it
+eval "tests=(${HOTFUSE_GPU_TESTS:-tests/gpu})"
+python3 -m pytest "${tests[@]}" -m gpu -q -p no:cacheprovider -o addopts="" \
+  --junitxml="$out/gpu-tests.xml" 2>&1 | tee "$out/gpu-tests.log"
 tests_rc=${PIPESTATUS[0]}
+if [[ "${HOTFUSE_GPU_BENCH:-1}" == 0 ]]; then echo "gpu tests rc=$tests_rc"; exit $tests_rc; fi
 upstream=()
 [[ -f .upstream/sglang_temperature_softmax.py ]] && upstream+=(--upstream sglang_sampler=.upstream/sglang_temperature_softmax.py)
 [[ -f .upstream/sglang_gemma4_routing.py ]] && upstream+=(--upstream sglang_gemma4=.upstream/sglang_gemma4_routing.py)
