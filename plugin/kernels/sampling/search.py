@@ -27,8 +27,8 @@ Launches (grid: rows x chunks):
    edge; widened by MASS_SLACK for rounding), and the combining program narrows the window to the edges between
    which a filter can still change its mind under those bounds. Once the window holds at most
    `search_candidates` tokens the row's status is SETTLE: no pass reads it again, and settle.py's race and
-   settling launch find the exact cut among the window's tokens. A window of a single depth is decided at once (a tie group,
-   kept or dropped whole).
+   settling launch find the exact cut among the window's tokens. A window of a single depth is decided at once
+   (a tie group, kept or dropped whole).
 3. settle.py's race over the tokens with d < cut (DONE rows: race.py's column race; SETTLE rows: the race, then the
    settling launch): a row with no filter draws what temperature_sample draws, and a filtered row draws with the
    same noise.
@@ -173,6 +173,11 @@ if triton is not None:
                     tl.store(state + S_BIN_BASE, 0.0)
                     tl.store(state + S_BIN_SCALE, FIRST_SCALE)
                     tl.store(state + S_STATUS, tl.where(searched, COUNT, DONE))
+
+    @triton.jit
+    def _depths(base, offs, end, top, scale):
+        x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+        return (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
 
     @triton.jit
     def _power_of_two(e):
@@ -323,6 +328,21 @@ if triton is not None:
                 return tl.sum(y, axis=0)
 
     @triton.jit
+    def _store_above(tallies, above_n, above_m):
+        """A program's count and mass of the tokens above the window (per lane), as its first two tallies."""
+        tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
+        tl.store(tallies + 1, tl.sum(above_m, axis=0))
+
+    @triton.jit
+    def _above_totals(part_tally_ptr, row, chunks, CHUNKS_P2: tl.constexpr):
+        """(count, mass) of the row's tokens above the window: its programs' first two tallies, summed in a fixed
+        order (read past the L1 cache, as a launch's combining program must read what its other programs wrote)."""
+        idx = tl.arange(0, CHUNKS_P2)
+        above = part_tally_ptr + (row * chunks + idx) * TALLY
+        return (tl.sum(tl.load(above, mask=idx < chunks, other=0.0, cache_modifier=".cg"), axis=0),
+                tl.sum(tl.load(above + 1, mask=idx < chunks, other=0.0, cache_modifier=".cg"), axis=0))
+
+    @triton.jit
     def _search_pass_kernel(logits_ptr, row_stride, top_k_ptr, top_p_ptr, state_ptr, part_hist_ptr, part_tally_ptr,
                             counters_ptr, vocab, tiles_per_program, chunks, FIRST: tl.constexpr, LAST: tl.constexpr,
                             RENORMALISED: tl.constexpr, STRICT: tl.constexpr, NB: tl.constexpr, CAP: tl.constexpr,
@@ -351,9 +371,7 @@ if triton is not None:
             d_min = tl.full([BLOCK], float("inf"), tl.float32)
             d_max = tl.full([BLOCK], float("-inf"), tl.float32)
             for block in tl.range(start, end, STEP * BLOCK, num_stages=3):
-                offs = block + tl.arange(0, STEP * BLOCK)
-                x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
-                d = (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
+                d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale)
                 mass = tl.exp2(-d)
                 inside = (d >= d_top) & (d < d_bot)
                 # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, integers below 2^24); the deep rest
@@ -369,17 +387,13 @@ if triton is not None:
                 d_min = tl.minimum(d_min, _fold(tl.where(inside, d, float("inf")), STEP, BLOCK, "min"))
                 d_max = tl.maximum(d_max, _fold(tl.where(inside, d, float("-inf")), STEP, BLOCK, "max"))
             tl.store(part_hist_ptr + (row * chunks + c) * NB + tl.arange(0, NB), hist)
-            tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
-            tl.store(tallies + 1, tl.sum(above_m, axis=0))
+            _store_above(tallies, above_n, above_m)
             tl.store(tallies + 2, tl.sum(window_m, axis=0))
             tl.store(tallies + 3, tl.min(d_min, axis=0))
             tl.store(tallies + 4, tl.max(d_max, axis=0))
             if _last_to_arrive(counters_ptr + row, chunks):
                 k = tl.load(top_k_ptr + row).to(tl.int32)
                 p = tl.load(top_p_ptr + row).to(tl.float32)
-                ridx = tl.arange(0, CHUNKS_P2)
-                above = part_tally_ptr + (row * chunks + ridx) * TALLY
-                above_count = tl.sum(tl.load(above, mask=ridx < chunks, other=0.0, cache_modifier=".cg"), axis=0)
-                above_mass = tl.sum(tl.load(above + 1, mask=ridx < chunks, other=0.0, cache_modifier=".cg"), axis=0)
+                above_count, above_mass = _above_totals(part_tally_ptr, row, chunks, CHUNKS_P2)
                 _decide_from_histogram(part_hist_ptr, part_tally_ptr, state, row, chunks, vocab, k, p, above_count,
                                        above_mass, d_top, d_bot, FIRST, LAST, RENORMALISED, STRICT, NB, CAP, CHUNKS_P2)

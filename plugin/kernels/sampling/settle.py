@@ -36,7 +36,7 @@ if triton is not None:
     from hotfuse.kernels.sampling.race import _best, _column_log_mass, _column_noise, _column_tiles, \
         _column_token_scores, _combine_race, _depth_noise, _gumbel_from_bits, _last_to_arrive, _row_winner
     from hotfuse.kernels.sampling.search import DONE, S_CUT, S_DBOT, S_DTOP, S_KMASS_HIGH, S_KMASS_LOW, S_LIMIT, \
-        S_SCALE, S_STATUS, S_TOP, S_Z, SETTLE, STATE, TALLY, _filters_on, _next_up
+        S_SCALE, S_STATUS, S_TOP, S_Z, SETTLE, STATE, TALLY, _above_totals, _filters_on, _next_up, _store_above
 
     @triton.jit
     def _above_each(window_ptr, i, n, d_all, valid_all, mass_all, above_count, above_mass):
@@ -144,9 +144,7 @@ if triton is not None:
                     best, best_col, above_n, above_m = _window_tile(base, tile, vocab, scale, seed, top, cut, d_bot,
                                                                     best, best_col, above_n, above_m, marks, DEPTH,
                                                                     LANES, GPU)
-                tallies = part_tally_ptr + (row * chunks + c) * TALLY
-                tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
-                tl.store(tallies + 1, tl.sum(above_m, axis=0))
+                _store_above(part_tally_ptr + (row * chunks + c) * TALLY, above_n, above_m)
             winner, col = _best(best, best_col, 0, GPU)
             s, tokens = _column_token_scores(base, col, tl.arange(0, DEPTH), vocab, scale, token_noise, DEPTH, LANES,
                                              top, cut, True)
@@ -159,8 +157,8 @@ if triton is not None:
 
     @triton.jit
     def _settle_kernel(logits_ptr, row_stride, seed_ptr, top_k_ptr, top_p_ptr, state_ptr, part_score_ptr,
-                       part_index_ptr, part_tally_ptr, marks_ptr, columns_ptr, window_ptr, out_ptr, vocab, tiles, chunks,
-                       RENORMALISED: tl.constexpr, STRICT: tl.constexpr, CAP: tl.constexpr,
+                       part_index_ptr, part_tally_ptr, marks_ptr, columns_ptr, window_ptr, out_ptr, vocab, tiles,
+                       chunks, RENORMALISED: tl.constexpr, STRICT: tl.constexpr, CAP: tl.constexpr,
                        CHUNKS_P2: tl.constexpr, BI: tl.constexpr, DEPTH: tl.constexpr, LANES: tl.constexpr,
                        MARK_BLOCK: tl.constexpr, GPU: tl.constexpr):
         row = tl.program_id(0)
@@ -174,11 +172,7 @@ if triton is not None:
             k = tl.load(top_k_ptr + row).to(tl.int32)
             p = tl.load(top_p_ptr + row).to(tl.float32)
             base = logits_ptr + row.to(tl.int64) * row_stride
-            idx = tl.arange(0, CHUNKS_P2)
-            present = idx < chunks
-            tallies = part_tally_ptr + (row * chunks + idx) * TALLY
-            above_count = tl.sum(tl.load(tallies, mask=present, other=0.0), axis=0)
-            above_mass = tl.sum(tl.load(tallies + 1, mask=present, other=0.0), axis=0)
+            above_count, above_mass = _above_totals(part_tally_ptr, row, chunks, CHUNKS_P2)
             winner, token = _row_winner(part_score_ptr, part_index_ptr, row, chunks, CHUNKS_P2, False)
             # the marked columns, in column order
             marks = marks_ptr + row.to(tl.int64) * tiles * LANES
