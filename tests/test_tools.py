@@ -5,6 +5,9 @@ ran.)"""
 
 import functools
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,37 @@ def test_filtered_tunings_name_fields_and_constants_that_exist():
         assert isinstance(tuning, plan.Tuning), name
         assert all(isinstance(getattr(settle, c, None), int) for c in constants), (name, constants)
         assert tuning != DEFAULT_TUNING or constants or name == "default", f"{name} changes nothing"
+
+
+SASS = """
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        //## File "/x/search.py", line 10
+.L_x_0:
+        /*0010*/                   FADD R2, R2, R3 ;
+        /*0020*/              @P0 BRA `(.L_x_1) ;
+        //## File "/x/search.py", line 11
+        /*0030*/                   FMUL R2, R2, R3 ;
+        /*0040*/              @!P1 BRA `(.L_x_0) ;
+.L_x_1:
+        /*0050*/                   EXIT ;
+"""
+
+
+def test_kernel_instructions_finds_loops_and_their_source_lines():
+    """A loop is the code from a label to a branch back to it (a branch forward is not one), counted by the source
+    line each instruction comes from."""
+    found = load("kernel_instructions").loops(SASS)
+    assert found == [(".L_x_0", 4, {"search.py:10": 2, "search.py:11": 2})]
+
+
+def test_kernel_instructions_compiles_a_case_for_hopper():
+    """The tool compiles a case of tests/kernels/compile_targets.py without a GPU (outside the interpreter, as
+    test_compile_targets does) and reports its registers and its loops."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, str(TOOLS / "kernel_instructions.py"), "race_window"], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = done.stdout.splitlines()
+    assert report[0].startswith("race_window (sm_90a, default tuning): ") and " registers" in report[0], report
+    loop_sizes = [int(line.split(": ")[1].split()[0]) for line in report[1:] if line.startswith("  loop ")]
+    assert max(loop_sizes) > 100, report  # the race's loop over a tile's 8 x 512 tokens

@@ -32,8 +32,12 @@ TUNINGS = {
     "4 programs a multiprocessor": (replace(DEFAULT_TUNING, search_programs_per_multiprocessor=4), {}),
     "8 programs a multiprocessor": (replace(DEFAULT_TUNING, search_programs_per_multiprocessor=8), {}),
     "candidates 128": (replace(DEFAULT_TUNING, search_candidates=128), {}),
-    "settle: marks 8192 a step": (DEFAULT_TUNING, {"MARK_BLOCK": 8192}),
-    "settle: pairs 32 at once": (DEFAULT_TUNING, {"PAIR_BLOCK": 32}),
+    "later passes as for 16 rows": (replace(DEFAULT_TUNING, search_later_pass_rows=16), {}),
+    "later passes as for 32 rows": (replace(DEFAULT_TUNING, search_later_pass_rows=32), {}),
+    "128 bins, the first 1/8 of depth": (replace(DEFAULT_TUNING, search_bins=128, search_first_bins_per_depth=8), {}),
+    "128 bins, the first 1/4 of depth": (replace(DEFAULT_TUNING, search_bins=128), {}),
+    "32 bins, the first 1/2 of depth": (replace(DEFAULT_TUNING, search_bins=32, search_first_bins_per_depth=2), {}),
+    "settle: marks 1024 words a step": (DEFAULT_TUNING, {"MARK_WORDS": 1024}),
     "settle: 4 warps": (DEFAULT_TUNING, {"SETTLE_WARPS": 4}),
 }
 PARAMETERS = [BENCH_PARAMETERS[i] for i in (0, 1, 3)]  # the bench's: Qwen3's, Llama's, min-p alone

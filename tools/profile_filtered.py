@@ -4,9 +4,13 @@ call, how many rows are in each status (search.STATUS: count, settle, done, skip
 launch. For the device machine: it says which launch costs what and whether rows reach the one-program kernel.
 
     python3 tools/profile_filtered.py [--rows 256 64 16 1] [--vocab 128256] [--set search_step_blocks=1 ...]
+    TRITON_INTERPRET=1 python3 tools/profile_filtered.py --statuses-only --rows 16  # no GPU needed
 
 (with hotfuse importable, as tools/bench_filtered.py). The bench's inputs (`bench.filtered_sampling.batch`), Qwen3's
 and Llama's parameters and min-p alone, vLLM's rule. Prints, per shape, each launch's median time over the replays.
+The statuses (how many rows each pass counts, and which launch decides them) do not depend on the machine but for
+fp32 rounding at a boundary, so `--statuses-only` gives them without timing, also on a CPU in Triton's interpreter
+(slowly: about 2 s a row at V = 128256).
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ def statuses(call) -> list[str]:
     search._search_pass_kernel = Statuses(passes, "pass", records, 4)
     try:
         call()
-        torch.cuda.synchronize()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
     finally:
         search._search_top_kernel, search._search_pass_kernel = top, passes
     return [f"{name} {torch.bincount(s.int(), minlength=5).tolist()}" for name, s in records]
@@ -80,11 +85,14 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[256, 64, 16, 1])
     parser.add_argument("--vocab", type=int, default=128256)
     parser.add_argument("--set", nargs="*", default=[], help="tuning fields (plan.Tuning), as name=python-literal")
+    parser.add_argument("--statuses-only", action="store_true",
+                        help="no timing, only the statuses (without a GPU: Triton's interpreter, TRITON_INTERPRET=1)")
     args = parser.parse_args()
     tuning = replace(DEFAULT_TUNING, **{name: ast.literal_eval(value) for name, value in
                                         (field.split("=", 1) for field in args.set)})
-    device = torch.device("cuda")
-    print(torch.cuda.get_device_name(device), "torch", torch.__version__, tuning)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (Triton's interpreter)"
+    print(where, "torch", torch.__version__, tuning)
     for rows in args.rows:
         seeds = torch.arange(rows, device=device)
         for params in PARAMETERS:
@@ -94,11 +102,12 @@ def main() -> int:
             def call():
                 return run_filtered_sample(logits, t, k, p, q, seeds, RULES["vllm"], tuning=tuning)
 
-            times = launch_times(call)
-            print(f"B={rows} V={args.vocab} top_k={top_k} top_p={top_p} min_p={min_p}: "
-                  f"{sum(us for _, us in times):.1f} us in {len(times)} launches")
-            for name, us in times:
-                print(f"  {name[:60]:60s} {us:8.1f} us")
+            print(f"B={rows} V={args.vocab} top_k={top_k} top_p={top_p} min_p={min_p}:")
+            if not args.statuses_only:
+                times = launch_times(call)
+                print(f"  {sum(us for _, us in times):.1f} us in {len(times)} launches")
+                for name, us in times:
+                    print(f"  {name[:60]:60s} {us:8.1f} us")
             print("  statuses after each search launch:", "; ".join(statuses(call)))
     return 0
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from gpu.cuda_graphs import capture
-from hotfuse.kernels.sampling import DEFAULT_TUNING, filtered_unsupported_reason, run_filtered_sample, \
+from hotfuse.kernels.sampling import DEFAULT_TUNING, filtered_unsupported_reason, run_filtered_sample, search, \
     temperature_sample
 from hotfuse.kernels.sampling.filtered import CUDA_PENDING
 from hotfuse.kernels.sampling.filters import RULES, filtered_probs_reference, kept_tokens_reference
-from kernels.test_filtered_sampling import COMBINATIONS, RULE_CASES, chi_square_p_value, half_masked_logits, \
-    kernel_kept, row_parameters
+from kernels.test_filtered_sampling import COMBINATIONS, RULE_CASES, chi_square_p_value, exact_cut_cases, \
+    exact_cuts, half_masked_logits, kernel_kept, row_parameters
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (device machine only)")]
@@ -163,3 +163,14 @@ def test_filtered_rows_draw_what_temperature_sample_draws_from_their_kept_tokens
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(out, tokens)
+
+
+@pytest.mark.parametrize("rule", list(RULE_CASES))
+def test_the_exact_cut_from_sorted_depths_gives_the_reference_cut(rule):
+    """settle._exact_cut compiled, as the settling launch runs it on a GPU (the window's depths sorted): the
+    float64 reference's cut on windows with and without ties, top-k and top-p each on or off, top-k's mass known
+    or not (tests/kernels/test_filtered_sampling.py runs both of its ways in the interpreter)."""
+    args, expected = exact_cut_cases(RULE_CASES[rule], CUDA)
+    cut, status = exact_cuts(args, RULE_CASES[rule], True)
+    assert torch.equal(cut, expected), (cut, expected)
+    assert (status == search.STATUS["done"]).all()

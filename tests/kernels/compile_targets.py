@@ -43,10 +43,10 @@ SEARCH_PASS = {**LOGITS, "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "state_ptr":
                "part_tally_ptr": "*fp32", "counters_ptr": "*i32", "vocab": "i32", "tiles_per_program": "i32",
                "chunks": "i32"}
 RACE_WINDOW = {**LOGITS, "temp_ptr": "*fp32", "seed_ptr": "*i64", "state_ptr": "*fp32", "part_score_ptr": "*fp32",
-               "part_index_ptr": "*i32", "part_tally_ptr": "*fp32", "marks_ptr": "*i8", "counters_ptr": "*i32", "out_ptr": "*i64",
-               "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32", "chunks": "i32"}
+               "part_index_ptr": "*i32", "part_tally_ptr": "*fp32", "marks_ptr": "*i8", "counters_ptr": "*i32",
+               "out_ptr": "*i64", "vocab": "i32", "tiles": "i32", "tiles_per_program": "i32", "chunks": "i32"}
 SETTLE = {**LOGITS, "seed_ptr": "*i64", "top_k_ptr": "*i32", "top_p_ptr": "*fp32", "state_ptr": "*fp32",
-          "part_score_ptr": "*fp32", "part_index_ptr": "*i32", "part_tally_ptr": "*fp32", "marks_ptr": "*i8",
+          "part_score_ptr": "*fp32", "part_index_ptr": "*i32", "part_tally_ptr": "*fp32", "mark_words_ptr": "*i32",
           "columns_ptr": "*i32", "window_ptr": "*fp32", "out_ptr": "*i64", "vocab": "i32", "tiles": "i32",
           "chunks": "i32"}
 STATE_LAYOUT = {"STATE": search.STATE_FIELDS, "S_STATUS": search.COLUMN["status"]}
@@ -94,12 +94,13 @@ def cases_for(capability):
            for name, rule, dtype in (("vllm", RULES["vllm"], "*fp32"),
                                      ("sglang_bf16", RULES["sglang"], "*bf16"))},
         "search_top": (search._search_top_kernel, SEARCH_TOP,
-                       {"MIN_P_FIRST": True, "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES},
+                       {"MIN_P_FIRST": True, "FIRST_SCALE": tuning.search_first_bins_per_depth, "CHUNKS_P2": 32,
+                        "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES},
                        {"num_warps": plan.SAMPLE_WARPS}),
         **{f"search_pass_{name}": (
             search._search_pass_kernel, {**SEARCH_PASS, "logits_ptr": dtype},
             {"FIRST": first, "LAST": last, "RENORMALISED": rule.top_p_renormalised,
-             "STRICT": rule.top_p_boundary_strict, "NB": search.BINS, "CAP": tuning.search_candidates,
+             "STRICT": rule.top_p_boundary_strict, "NB": tuning.search_bins, "CAP": tuning.search_candidates,
              "CHUNKS_P2": 32, "TILE": plan.COLUMN_DEPTH * plan.COLUMN_LANES, "BLOCK": search.COUNT_STEP,
              "STEP": tuning.search_step_blocks}, {"num_warps": tuning.search_pass_warps})
            for name, rule, dtype, first, last in (("first_vllm", RULES["vllm"], "*fp32", True, False),
@@ -110,7 +111,7 @@ def cases_for(capability):
         "settle": (settle._settle_kernel, SETTLE,
                    {"RENORMALISED": True, "STRICT": True, "CAP": tuning.search_candidates, "CHUNKS_P2": 64,
                     "BI": settle.PAIR_BLOCK, "DEPTH": plan.COLUMN_DEPTH, "LANES": plan.COLUMN_LANES,
-                    "MARK_BLOCK": settle.MARK_BLOCK, "GPU": True}, {"num_warps": settle.SETTLE_WARPS}),
+                    "MARK_WORDS": settle.MARK_WORDS, "GPU": True}, {"num_warps": settle.SETTLE_WARPS}),
         "sample_combine": (race._sample_race_combine_kernel, SAMPLE_COMBINE, {"CHUNKS_P2": 64, "WAIT": pdl},
                            {"num_warps": 1}),
         "gemma4_route_tile": (gemma4_router._gemma4_route_kernel, ROUTE_TILE,

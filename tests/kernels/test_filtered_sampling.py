@@ -20,8 +20,9 @@ from hotfuse.kernels.sampling import DEFAULT_TUNING, filtered_sample, filtered_u
     run_filtered_sample, temperature_sample
 from hotfuse.kernels.sampling.filters import RULES, SGLANG_WITH_MIN_P, filtered_probs_reference, \
     kept_tokens_reference
+from hotfuse.kernels import tl, triton
 from hotfuse.kernels.sampling import search, settle
-from hotfuse.kernels.sampling.plan import search_pass_plan
+from hotfuse.kernels.sampling.plan import later_search_pass_plan, search_pass_plan
 
 SMALL_BUFFER = replace(DEFAULT_TUNING, filter_candidates=64, search_candidates=32)
 # (top_k, top_p, min_p) of the issue's bench; the last runs with 1 row in 4 greedy
@@ -141,10 +142,11 @@ def test_the_split_search_decides_ordinary_rows_and_leaves_the_rest_to_the_one_p
             assert_kept_sets_equal(logits, t, k, p, q, rule, tuning=one_pass)
 
 
-def test_the_passes_geometry_changes_neither_kept_sets_nor_tokens():
+def test_the_passes_geometry_changes_neither_kept_sets_nor_tokens(monkeypatch):
     """The passes' chunks per row (search_programs_per_multiprocessor: one chunk a row up to one a tile, or the
-    race's chunks) and tokens per counting step (search_step_blocks) only change how the work is split: the same
-    thresholds, the same tokens."""
+    race's chunks; search_later_pass_rows: another split after the first pass), tokens per counting step
+    (search_step_blocks) and histogram bins (search_bins, search_first_bins_per_depth) only change how the cut is
+    found: the same thresholds, the same tokens."""
     rows, vocab = 3, 9000
     g = torch.Generator().manual_seed(23)
     logits = torch.randn(rows, vocab, generator=g) * 4
@@ -152,30 +154,39 @@ def test_the_passes_geometry_changes_neither_kept_sets_nor_tokens():
     _t, k, p, q = row_parameters(rows, (20, 0.95, 0.0), 1.0)
     p[1], k[2] = 0.9, -1
     seeds = torch.arange(rows, dtype=torch.int64) + 5
+    counted = RowsWithStatus(search._search_pass_kernel, "count", 4)
+    monkeypatch.setattr(search, "_search_pass_kernel", counted)
     chunks = set()
     outcomes = []
-    for per, step, warps in ((None, 1, 8), (1, 1, 4), (2, 2, 8), (64, 1, 8)):
+    for per, step, warps, later, bins in ((None, 1, 8, None, (64, 4)), (1, 1, 4, None, (32, 2)),
+                                          (2, 2, 8, None, (128, 8)), (64, 1, 8, None, (128, 4)),
+                                          (1, 2, 8, 1, (64, 4))):
         tuning = replace(DEFAULT_TUNING, search_programs_per_multiprocessor=per, search_step_blocks=step,
-                         search_pass_warps=warps)
+                         search_pass_warps=warps, search_later_pass_rows=later, search_bins=bins[0],
+                         search_first_bins_per_depth=bins[1])
         chunks.add(search_pass_plan(rows, vocab, logits.device, tuning).chunks)
+        chunks.add(later_search_pass_plan(rows, vocab, logits.device, tuning).chunks)
         outcomes.append(draw(logits, t, k, p, q, RULES["vllm"], seeds, tuning))
         assert_kept_sets_equal(logits, t, k, p, q, RULES["vllm"], tuning=tuning)
     assert chunks == {1, 2, 3}  # 9000 tokens: 3 tiles of 4096; the interpreter counts 4 multiprocessors
+    assert counted.rows[-4] > 0, "the last tuning's later passes (3 chunks a row, the first's 1) had no row to count"
     for tokens, thresholds in outcomes[1:]:
         assert torch.equal(tokens, outcomes[0][0])
         assert torch.equal(thresholds, outcomes[0][1])
 
 
-class SettledRows:
-    """Stands in for settle._settle_kernel: launches it, and counts the rows it settles (status SETTLE before it)."""
+class RowsWithStatus:
+    """Stands in for a kernel of the split search: launches it, and counts the rows that had the status it acts on
+    before each launch (settle._settle_kernel: SETTLE; search._search_pass_kernel: COUNT), the state being its
+    argument at position state_argument."""
 
-    def __init__(self, kernel):
-        self.kernel, self.rows = kernel, 0
+    def __init__(self, kernel, status, state_argument):
+        self.kernel, self.status, self.state_argument, self.rows = kernel, search.STATUS[status], state_argument, []
 
     def __getitem__(self, grid):
         def launch(*args, **kwargs):
-            state = args[5]
-            self.rows += int((state[:, search.COLUMN["status"]] == search.STATUS["settle"]).sum())
+            state = args[self.state_argument]
+            self.rows.append(int((state[:, search.COLUMN["status"]] == self.status).sum()))
             self.kernel[grid](*args, **kwargs)
         return launch
 
@@ -193,7 +204,7 @@ def test_filtered_rows_draw_what_temperature_sample_draws_from_their_kept_tokens
     logits[5, 7] = float("nan")
     t = torch.rand(rows, generator=g) + 0.3
     seeds = torch.arange(rows, dtype=torch.int64) + 40
-    settled = SettledRows(settle._settle_kernel)
+    settled = RowsWithStatus(settle._settle_kernel, "settle", 5)
     monkeypatch.setattr(settle, "_settle_kernel", settled)
     by = set()
     for combination in COMBINATIONS:
@@ -203,8 +214,103 @@ def test_filtered_rows_draw_what_temperature_sample_draws_from_their_kept_tokens
             alone = logits.masked_fill(~kernel_kept(logits, thresholds), float("-inf"))
             assert torch.equal(tokens, temperature_sample(alone, t, seeds)), (combination, tuning.search_passes)
             by |= set(thresholds[:, 4].tolist())
-    assert settled.rows > 0, "no row was settled by the race"
+    assert sum(settled.rows) > 0, "no row was settled by the race"
     assert by == {1.0, 2.0}, by
+
+
+@triton.jit
+def _exact_cut_cases(window_ptr, n_ptr, k_ptr, p_ptr, above_ptr, state_ptr, vocab, RENORMALISED: tl.constexpr,
+                     STRICT: tl.constexpr, CAP: tl.constexpr, SORTED: tl.constexpr, STATE: tl.constexpr,
+                     S_DTOP: tl.constexpr):
+    """settle._exact_cut on one window a program."""
+    row = tl.program_id(0)
+    state = state_ptr + row * STATE
+    settle._exact_cut(window_ptr + row * CAP, tl.load(n_ptr + row), state, vocab, tl.load(k_ptr + row),
+                      tl.load(p_ptr + row), tl.load(above_ptr + 2 * row), tl.load(above_ptr + 2 * row + 1),
+                      tl.load(state + S_DTOP), RENORMALISED, STRICT, CAP, 4, SORTED)
+
+
+def exact_cut_reference(window, n, k, p, above, state, vocab, renormalised, strict):
+    """The exact cut in float64, pair by pair: a token is kept when fewer than k tokens lie strictly above it and
+    their mass is below top-p's target (p times the row's mass, or under a renormalised rule the mass top-k
+    keeps); the cut is just below the deepest kept token's depth (none kept: the window's top)."""
+    column = search.COLUMN
+    cuts = []
+    for r in range(window.shape[0]):
+        d = window[r, :n[r]].double()
+        count = above[r, 0].double() + (d[None, :] < d[:, None]).sum(1)
+        mass_above = above[r, 1].double() + torch.where(d[None, :] < d[:, None], torch.exp2(-d)[None, :], 0.0).sum(1)
+        k_on, p_on = 0 < k[r] < vocab, p[r] < 1
+        target = p[r].double() * state[r, column["z"]].double()
+        if renormalised and k_on:
+            low, high = state[r, column["kmass_low"]], state[r, column["kmass_high"]]
+            kmass = low.double() if low == high else above[r, 1].double() + torch.exp2(-d)[count < k[r]].sum()
+            target = p[r].double() * kmass
+        kept = (count < k[r]) | (not k_on)
+        if p_on:
+            kept &= (mass_above < target) if strict else (mass_above <= target)
+        if kept.any():
+            deepest = d[kept].max().float().reshape(1)
+            cut = (deepest.view(torch.int32) + 1).view(torch.float32).item()  # the next fp32 up
+        else:
+            cut = state[r, column["d_top"]].item()
+        cuts.append(min(cut, state[r, column["limit"]].item()))
+    return torch.tensor(cuts)
+
+
+def exact_cut_cases(rule, device):
+    """Windows of a settled row (64 of them, at most 32 tokens each, every other one with many ties; top-k and
+    top-p each on or off, top-k's mass known from the passes or not, one row under a min-p limit), as
+    (the arguments of _exact_cut_cases, the float64 reference's cuts)."""
+    g = torch.Generator().manual_seed(3)
+    cap, vocab, rows = 32, 5000, 64
+    n = torch.randint(1, cap + 1, (rows,), generator=g, dtype=torch.int32)
+    n[:3] = torch.tensor([1, 2, cap])
+    d_top = torch.rand(rows, generator=g) * 2
+    window = d_top[:, None] + torch.rand(rows, cap, generator=g) * 4
+    window[::2] = (window[::2] * 2).round() / 2  # every other row: depths on a grid of 1/2, many ties
+    window = torch.where(torch.arange(cap) < n[:, None], window, float("inf"))
+    above = torch.stack([torch.randint(0, 6, (rows,), generator=g).float(), torch.zeros(rows)], dim=1)
+    above[:, 1] = above[:, 0] * torch.exp2(-d_top / 2)  # tokens above the window weigh more than 2^-d_top each
+    window_mass = torch.exp2(-window).sum(1)
+    k = (above[:, 0] + (torch.rand(rows, generator=g) * n).floor() + 1).int()
+    k[1::4] = -1
+    p = (above[:, 1] + torch.rand(rows, generator=g) * window_mass) / (above[:, 1] + window_mass + 0.5)
+    p[2::4] = 1.0
+    state = torch.zeros(rows, search.STATE_FIELDS)
+    column = search.COLUMN
+    state[:, column["z"]] = above[:, 1] + window_mass + 0.5
+    state[:, column["d_top"]] = d_top
+    state[:, column["limit"]] = float("inf")
+    state[3, column["limit"]] = d_top[3] + 0.5
+    state[:, column["kmass_high"]] = float("inf")
+    known = torch.arange(rows) % 3 == 0  # top-k's mass known from the passes: what the window's top keeps
+    state[known, column["kmass_low"]] = state[known, column["kmass_high"]] = above[known, 1] + 0.25
+    expected = exact_cut_reference(window, n, k, p, above, state, vocab, rule.top_p_renormalised,
+                                   rule.top_p_boundary_strict)
+    assert len(set(expected.tolist())) > rows // 2, "the cases must fall at many different depths"
+    return [x.to(device) for x in (window, n, k, p, above, state)] + [vocab], expected
+
+
+def exact_cuts(args, rule, sorted_):
+    """_exact_cut's cut of each case (a program each) and the statuses it leaves."""
+    window, n, k, p, above, state, vocab = args
+    out = state.clone()
+    _exact_cut_cases[(window.shape[0],)](window, n, k, p, above, out, vocab, RENORMALISED=rule.top_p_renormalised,
+                                         STRICT=rule.top_p_boundary_strict, CAP=window.shape[1], SORTED=sorted_,
+                                         STATE=search.STATE_FIELDS, S_DTOP=search.COLUMN["d_top"])
+    return out[:, search.COLUMN["cut"]].cpu(), out[:, search.COLUMN["status"]].cpu()
+
+
+@pytest.mark.parametrize("rule", list(RULE_CASES))
+def test_the_exact_cut_from_sorted_depths_is_the_pairwise_one(rule):
+    """settle._exact_cut finds a settled row's cut from its window's depths sorted (GPUs) or by comparing every
+    pair (the interpreter, whose sort is slow): both give the float64 reference's cut."""
+    args, expected = exact_cut_cases(RULE_CASES[rule], "cpu")
+    for sorted_ in (True, False):
+        cut, status = exact_cuts(args, RULE_CASES[rule], sorted_)
+        assert torch.equal(cut, expected), (sorted_, cut, expected)
+        assert (status == search.STATUS["done"]).all()
 
 
 def test_ties_at_the_threshold_are_kept_whole():

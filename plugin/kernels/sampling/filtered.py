@@ -46,8 +46,8 @@ import torch
 from hotfuse.kernels import tl, triton
 from hotfuse.kernels.sampling.filters import FilterRule
 from hotfuse.kernels.sampling import search, settle
-from hotfuse.kernels.sampling.plan import (COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning, sample_plan,
-                                          search_pass_plan)
+from hotfuse.kernels.sampling.plan import (COLUMN_DEPTH, COLUMN_LANES, SAMPLE_WARPS, Tuning,
+                                          later_search_pass_plan, sample_plan, search_pass_plan)
 from hotfuse.kernels.sampling.race import scratch, zeroed_counters
 
 # Filtered sampling runs on CUDA only for batches where the bench measured it faster than every engine path beside
@@ -323,14 +323,14 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
     rows, vocab = logits.shape
     device = logits.device
     plan = sample_plan(rows, vocab, device, tuning)  # the largest-logit launch's chunks (the race's)
-    passes = search_pass_plan(rows, vocab, device, tuning)
-    chunks, pass_chunks = plan.chunks, passes.chunks
+    passes = (search_pass_plan(rows, vocab, device, tuning), later_search_pass_plan(rows, vocab, device, tuning))
+    chunks, pass_chunks = plan.chunks, max(passes[0].chunks, passes[1].chunks)
     candidates = tuning.search_candidates
     # one scratch call: its tensors share one workspace
     (state, part_top, part_first, part_hist, part_tally, exact_buffer, race_score, race_index, race_tally, marks,
      columns, window) = scratch(device, [
         ((rows, search.STATE_FIELDS), torch.float32), ((rows, chunks), torch.float32), ((rows, chunks), torch.int32),
-        ((rows, pass_chunks, search.BINS), torch.int32), ((rows, pass_chunks, search.TALLIES), torch.float32),
+        ((rows, pass_chunks, tuning.search_bins), torch.int32), ((rows, pass_chunks, search.TALLIES), torch.float32),
         ((rows, tuning.filter_candidates), torch.int64), ((rows, chunks), torch.float32),
         ((rows, chunks), torch.int32), ((rows, chunks, search.TALLIES), torch.float32),
         ((rows, plan.tiles * COLUMN_LANES), torch.int8), ((rows, candidates), torch.int32),
@@ -342,13 +342,15 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
     search._search_top_kernel[(rows * chunks,)](
         logits, logits.stride(0), temperatures.reshape(rows), top_k.reshape(rows), top_p.reshape(rows),
         min_p.reshape(rows), state, part_top, part_first, counters, out, vocab, plan.tiles_per_program, chunks,
-        MIN_P_FIRST=rule.min_p_first, CHUNKS_P2=chunks_p2, TILE=tile, num_warps=SAMPLE_WARPS)
+        MIN_P_FIRST=rule.min_p_first, FIRST_SCALE=tuning.search_first_bins_per_depth, CHUNKS_P2=chunks_p2, TILE=tile,
+        num_warps=SAMPLE_WARPS)
     for n in range(tuning.search_passes):
-        search._search_pass_kernel[(rows * pass_chunks,)](
+        split = passes[min(n, 1)]
+        search._search_pass_kernel[(rows * split.chunks,)](
             logits, logits.stride(0), top_k.reshape(rows), top_p.reshape(rows), state, part_hist, part_tally,
-            counters, vocab, passes.tiles_per_program, pass_chunks, FIRST=n == 0, LAST=n == tuning.search_passes - 1,
-            RENORMALISED=rule.top_p_renormalised, STRICT=rule.top_p_boundary_strict, NB=search.BINS, CAP=candidates,
-            CHUNKS_P2=triton.next_power_of_2(pass_chunks), TILE=tile, BLOCK=search.COUNT_STEP,
+            counters, vocab, split.tiles_per_program, split.chunks, FIRST=n == 0, LAST=n == tuning.search_passes - 1,
+            RENORMALISED=rule.top_p_renormalised, STRICT=rule.top_p_boundary_strict, NB=tuning.search_bins,
+            CAP=candidates, CHUNKS_P2=triton.next_power_of_2(split.chunks), TILE=tile, BLOCK=search.COUNT_STEP,
             STEP=tuning.search_step_blocks, num_warps=tuning.search_pass_warps)
     settle._race_window_kernel[(rows * chunks,)](
         logits, logits.stride(0), temperatures.reshape(rows), seeds.reshape(rows), state, race_score, race_index,
@@ -356,9 +358,9 @@ def launch_filtered_sample(logits: torch.Tensor, temperatures: torch.Tensor, top
         DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, GPU=gpu, num_warps=SAMPLE_WARPS)
     settle._settle_kernel[(rows,)](
         logits, logits.stride(0), seeds.reshape(rows), top_k.reshape(rows), top_p.reshape(rows), state, race_score,
-        race_index, race_tally, marks, columns, window, out, vocab, plan.tiles, chunks,
+        race_index, race_tally, marks.view(torch.int32), columns, window, out, vocab, plan.tiles, chunks,
         RENORMALISED=rule.top_p_renormalised, STRICT=rule.top_p_boundary_strict, CAP=candidates, CHUNKS_P2=chunks_p2,
-        BI=min(settle.PAIR_BLOCK, candidates), DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, MARK_BLOCK=settle.MARK_BLOCK,
+        BI=min(settle.PAIR_BLOCK, candidates), DEPTH=COLUMN_DEPTH, LANES=COLUMN_LANES, MARK_WORDS=settle.MARK_WORDS,
         GPU=gpu, num_warps=settle.SETTLE_WARPS)
     column = search.COLUMN
     if thresholds is not None:

@@ -101,8 +101,17 @@ class Tuning:
     # a pass's programs (search_pass_plan): about this many per multiprocessor over the whole batch, so a pass is one
     # wave (one no row needs costs a load per program); None: the race's chunks
     search_programs_per_multiprocessor: int | None = 2
+    # the passes after the first are split as for at most this many rows (None: as the first): they count only the
+    # rows the first pass left undecided, often a few, each read by its own chunks
+    search_later_pass_rows: int | None = None
     search_step_blocks: int = 2  # a pass reads this many blocks of search.COUNT_STEP tokens a step (one cross-warp
     #                              exchange a step)
+    # a pass's histogram bins over the window (a power of two; the last bin also takes the rest), and the first
+    # pass's bins per unit of depth from depth 0 (a power of two: a token's mass known within 2^(1/that)); more bins
+    # leave narrower windows (fewer passes), and cost more instructions a token (ptxas sm_90a, Triton 3.6, the
+    # loop's histogram: 34, 41, 45 and 76 a token for 32, 64, 128 and 256 bins)
+    search_bins: int = 64
+    search_first_bins_per_depth: int = 4
     search_pass_warps: int = 8
     filter_candidates: int = 1024
 
@@ -213,6 +222,12 @@ def search_pass_plan(rows: int, vocab: int, device: torch.device, tuning: Tuning
     tiles = triton.cdiv(max(vocab, 1), COLUMN_DEPTH * COLUMN_LANES)
     chunks = max(1, min(tiles, per * multiprocessors(device) // max(rows, 1)))
     return sample_plan(rows, vocab, device, tuning, tiles_per_program=triton.cdiv(tiles, chunks))
+
+
+def later_search_pass_plan(rows: int, vocab: int, device: torch.device, tuning: Tuning = DEFAULT_TUNING) -> SamplePlan:
+    """The passes after the first: split as for min(rows, search_later_pass_rows) rows."""
+    limit = tuning.search_later_pass_rows
+    return search_pass_plan(rows if limit is None else min(rows, limit), vocab, device, tuning)
 
 
 def cluster_race_geometry(rows: int, vocab: int, dtype: torch.dtype, device: torch.device,

@@ -14,18 +14,19 @@ Launches (grid: rows x chunks):
    fixed order. Greedy rows and rows with every logit masked get their token here; rows without top-k or top-p get
    their cut (min-p's, or none) and are done.
 2. passes (`search_passes` of them; `plan.search_pass_plan`: as many chunks a row as keep about two programs a
-   multiprocessor over the batch, so a pass is one wave and one that no row needs costs a load per program; each
-   step reads `search_step_blocks` blocks of COUNT_STEP tokens and folds them into per-lane tallies within a
-   thread, so a step ends in one cross-warp exchange): the rest keep a window [d_top, d_bot) of depths: every
-   token above it is kept, every token below it dropped, and the threshold lies inside. Each pass counts and
-   weighs the tokens above the window again, exactly, and a histogram of the window's depths in BINS bins (one
-   tally per token), 1/4 of depth wide from depth 0 in the first pass, then 2^-e wide over the window, as fine as
-   BINS bins allow while every bin index stays an exact fp32 integer (so a token's bin and the comparisons of
-   later passes with the bin edges agree); and the window's exact mass (the first pass: the mass z every filter
-   weighs against). Counts at the edges are exact; masses are known within bounds (a bin's tokens weigh between
-   2^-(its upper edge) and 2^-(its lower edge) each, and the window's mass less the bounds of what lies below an
-   edge; widened by MASS_SLACK for rounding), and the combining program narrows the window to the edges between
-   which a filter can still change its mind under those bounds. Once the window holds at most
+   multiprocessor over the batch, so a pass is one wave and one that no row needs costs a load per program; the
+   passes after the first may be split finer, `plan.later_search_pass_plan`; each step reads
+   `search_step_blocks` blocks of COUNT_STEP tokens and folds them into per-lane tallies within a thread, so a step
+   ends in one cross-warp exchange): the rest keep a window [d_top, d_bot) of depths: every token above it is
+   kept, every token below it dropped, and the threshold lies inside. Each pass counts and weighs the tokens above
+   the window again, exactly, and a histogram of the window's depths in `search_bins` bins (one tally per token),
+   1/`search_first_bins_per_depth` of depth wide from depth 0 in the first pass, then 2^-e wide over the window,
+   as fine as those bins allow while every bin index stays an exact fp32 integer (so a token's bin and the
+   comparisons of later passes with the bin edges agree); and the window's exact mass (the first pass: the mass z
+   every filter weighs against). Counts at the edges are exact; masses are known within bounds (a bin's tokens
+   weigh between 2^-(its upper edge) and 2^-(its lower edge) each, and the window's mass less the bounds of what
+   lies below an edge; widened by MASS_SLACK for rounding), and the combining program narrows the window to the
+   edges between which a filter can still change its mind under those bounds. Once the window holds at most
    `search_candidates` tokens the row's status is SETTLE: no pass reads it again, and settle.py's race and
    settling launch find the exact cut among the window's tokens. A window of a single depth is decided at once
    (a tie group, kept or dropped whole).
@@ -53,9 +54,6 @@ from __future__ import annotations
 
 from hotfuse.kernels import tl, triton
 
-BINS = 64           # a counting pass's histogram bins over the window (the last one also takes the rest); a
-#                     warp tallies 32 tokens in log2(BINS) + BINS / 32 * (log2(BINS) + 1) instructions
-FIRST_BIN_SCALE = 4  # the first pass's bins per unit of depth, from depth 0: a token's mass known within 2^(1/4)
 COUNT_STEP = 1024   # tokens of a block: the lanes of a pass's per-lane tallies (a step reads Tuning.search_step_blocks)
 MASS_SLACK = 2.0 ** -10  # relative widening of the histogram's mass bounds (fp32 sums, approximate exp2)
 TALLIES = 5         # per program: count and mass above the window, the window's mass, its shallowest, its deepest
@@ -76,7 +74,6 @@ if triton is not None:
     (S_STATUS, S_TOP, S_SCALE, S_CUT, S_LIMIT, S_DTOP, S_DBOT, S_Z, S_KMASS_LOW, S_KMASS_HIGH, S_BIN_BASE,
      S_BIN_SCALE) = (tl.constexpr(i) for i in range(STATE_FIELDS))
     SLACK = tl.constexpr(MASS_SLACK)
-    FIRST_SCALE = tl.constexpr(float(FIRST_BIN_SCALE))
     TALLY = tl.constexpr(TALLIES)
     MAX_BLOCK = tl.constexpr(1024)  # the largest logit's loop: 8 lanes a thread at 4 warps (few registers)
     COUNT, SETTLE, DONE, SKIP, EXACT_KERNEL = (tl.constexpr(STATUS[name]) for name in
@@ -118,7 +115,8 @@ if triton is not None:
     @triton.jit
     def _search_top_kernel(logits_ptr, row_stride, temp_ptr, top_k_ptr, top_p_ptr, min_p_ptr, state_ptr,
                            part_top_ptr, part_first_ptr, counters_ptr, out_ptr, vocab, tiles_per_program, chunks,
-                           MIN_P_FIRST: tl.constexpr, CHUNKS_P2: tl.constexpr, TILE: tl.constexpr):
+                           MIN_P_FIRST: tl.constexpr, FIRST_SCALE: tl.constexpr, CHUNKS_P2: tl.constexpr,
+                           TILE: tl.constexpr):
         pid = tl.program_id(0)
         c = pid % chunks
         row = pid // chunks
@@ -171,12 +169,15 @@ if triton is not None:
                     tl.store(state + S_KMASS_LOW, 0.0)
                     tl.store(state + S_KMASS_HIGH, float("inf"))
                     tl.store(state + S_BIN_BASE, 0.0)
-                    tl.store(state + S_BIN_SCALE, FIRST_SCALE)
+                    tl.store(state + S_BIN_SCALE, FIRST_SCALE * 1.0)
                     tl.store(state + S_STATUS, tl.where(searched, COUNT, DONE))
 
     @triton.jit
-    def _depths(base, offs, end, top, scale):
-        x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+    def _depths(base, offs, end, top, scale, MASKED: tl.constexpr):
+        if MASKED:
+            x = tl.load(base + offs, mask=offs < end, other=float("-inf")).to(tl.float32)
+        else:  # a whole block inside the row
+            x = tl.load(base + offs).to(tl.float32)
         return (top - x) * scale  # -inf: +inf; NaN: NaN (outside every window)
 
     @triton.jit
@@ -241,7 +242,7 @@ if triton is not None:
         else:
             group_p = p_off | (above_mass <= group_target)
         group_cut = tl.where(group_k & group_p, _next_up(d_min), d_top)
-        # the next pass's bins: [lo_d, hi_d) holds the new window's tokens; bins of 2^-e, as fine as BINS bins allow
+        # the next pass's bins: [lo_d, hi_d) holds the new window's tokens; bins of 2^-e, as fine as NB bins allow
         # while every bin index stays an exact fp32 integer (hi_d * 2^e < 2^23)
         lo_d = tl.maximum(new_top, d_min)
         hi_d = tl.minimum(new_bot, _next_up(d_max))
@@ -328,6 +329,26 @@ if triton is not None:
                 return tl.sum(y, axis=0)
 
     @triton.jit
+    def _count_step(d, d_top, d_bot, bin_base, bin_scale, hist, above_n, above_m, window_m, d_min, d_max,
+                    NB: tl.constexpr, STEP: tl.constexpr, BLOCK: tl.constexpr):
+        """One step of a counting pass: the window's tokens among depths d [STEP * BLOCK] into the histogram, and
+        the step's STEP tokens a lane folded into the lane's tallies (within a thread)."""
+        mass = tl.exp2(-d)
+        inside = (d >= d_top) & (d < d_bot)
+        # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, so d * 2^e is exact, and integers below
+        # 2^24: the difference is exact and truncates as floor where it is >= 0); the deep rest in the last one.
+        # (Tokens outside the window get any bin: the mask drops them.)
+        bins = tl.minimum(tl.maximum(d * bin_scale - bin_base, 0.0), NB - 1).to(tl.int32)
+        hist += tl.histogram(bins, NB, mask=inside)
+        shallow = d < d_top
+        above_n += _fold(shallow.to(tl.int32), STEP, BLOCK, "sum")
+        above_m += _fold(tl.where(shallow, mass, 0.0), STEP, BLOCK, "sum")
+        window_m += _fold(tl.where(inside, mass, 0.0), STEP, BLOCK, "sum")
+        d_min = tl.minimum(d_min, _fold(tl.where(inside, d, float("inf")), STEP, BLOCK, "min"))
+        d_max = tl.maximum(d_max, _fold(tl.where(inside, d, float("-inf")), STEP, BLOCK, "max"))
+        return hist, above_n, above_m, window_m, d_min, d_max
+
+    @triton.jit
     def _store_above(tallies, above_n, above_m):
         """A program's count and mass of the tokens above the window (per lane), as its first two tallies."""
         tl.store(tallies, tl.sum(above_n, axis=0).to(tl.float32))
@@ -370,22 +391,17 @@ if triton is not None:
             window_m = tl.zeros([BLOCK], tl.float32)
             d_min = tl.full([BLOCK], float("inf"), tl.float32)
             d_max = tl.full([BLOCK], float("-inf"), tl.float32)
-            for block in tl.range(start, end, STEP * BLOCK, num_stages=3):
-                d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale)
-                mass = tl.exp2(-d)
-                inside = (d >= d_top) & (d < d_bot)
-                # the bin: floor(d * 2^e) - base, exact (a power-of-two scale, integers below 2^24); the deep rest
-                # in the last one
-                at = tl.floor(tl.where(inside, d, 0.0) * bin_scale) - bin_base
-                bins = tl.minimum(tl.maximum(at, 0.0), NB - 1).to(tl.int32)
-                hist += tl.histogram(bins, NB, mask=inside)
-                # the step's STEP tokens a lane, folded into its tallies (within a thread)
-                shallow = d < d_top
-                above_n += _fold(shallow.to(tl.int32), STEP, BLOCK, "sum")
-                above_m += _fold(tl.where(shallow, mass, 0.0), STEP, BLOCK, "sum")
-                window_m += _fold(tl.where(inside, mass, 0.0), STEP, BLOCK, "sum")
-                d_min = tl.minimum(d_min, _fold(tl.where(inside, d, float("inf")), STEP, BLOCK, "min"))
-                d_max = tl.maximum(d_max, _fold(tl.where(inside, d, float("-inf")), STEP, BLOCK, "max"))
+            whole = start + (end - start) // (STEP * BLOCK) * (STEP * BLOCK)  # the steps that need no mask
+            for block in tl.range(start, whole, STEP * BLOCK, num_stages=3):
+                d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale, False)
+                hist, above_n, above_m, window_m, d_min, d_max = _count_step(
+                    d, d_top, d_bot, bin_base, bin_scale, hist, above_n, above_m, window_m, d_min, d_max, NB, STEP,
+                    BLOCK)
+            for block in range(whole, end, STEP * BLOCK):  # the row's last tokens
+                d = _depths(base, block + tl.arange(0, STEP * BLOCK), end, top, scale, True)
+                hist, above_n, above_m, window_m, d_min, d_max = _count_step(
+                    d, d_top, d_bot, bin_base, bin_scale, hist, above_n, above_m, window_m, d_min, d_max, NB, STEP,
+                    BLOCK)
             tl.store(part_hist_ptr + (row * chunks + c) * NB + tl.arange(0, NB), hist)
             _store_above(tallies, above_n, above_m)
             tl.store(tallies + 2, tl.sum(window_m, axis=0))
