@@ -109,8 +109,10 @@ class Tuning:
     # a pass's histogram bins over the window (a power of two; the last bin also takes the rest), and the first
     # pass's bins per unit of depth from depth 0 (a power of two: a token's mass known within 2^(1/that)); more bins
     # leave narrower windows (fewer passes), and cost more instructions a token (ptxas sm_90a, Triton 3.6, the
-    # loop's histogram: 34, 41, 45 and 76 a token for 32, 64, 128 and 256 bins)
-    search_bins: int = 64
+    # loop's histogram: 34, 41, 45 and 76 a token for 32, 64, 128 and 256 bins). 128: on an H100, 0.70-0.89x the
+    # time of 64 with top-k or top-p at B = 1, 16 and 256, except Qwen3's defaults at B = 1 (1.02x)
+    # (docs/experiments/2026-12-08-instruction-counts.md)
+    search_bins: int = 128
     search_first_bins_per_depth: int = 4
     search_pass_warps: int = 8
     filter_candidates: int = 1024
