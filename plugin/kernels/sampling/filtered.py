@@ -53,7 +53,8 @@ from hotfuse.kernels.sampling.race import scratch, zeroed_counters
 # Filtered sampling runs on CUDA only for batches where the bench measured it faster than every engine path beside
 # it (tools/bench_filtered.py, docs/BENCHMARKS.md) and the adapters' CUDA paths have run with it: up to CUDA_MAX_ROWS
 # rows (0: none; on 2026-12-08 an H100 bench measured it faster at all 75 shapes, B 1-256, but the adapters' CUDA
-# paths have not run with it yet). Larger CUDA batches are declined with CUDA_PENDING (the adapters keep their earlier paths, counted), and the kernels run where CI checks
+# paths have not run with it yet). Larger CUDA batches are declined with CUDA_PENDING (the adapters keep their
+# earlier paths, counted), and the kernels run where CI checks
 # them: CPU tensors through Triton's interpreter. The GPU suite calls the kernels directly, so it tests them
 # regardless.
 CUDA_MAX_ROWS = 0

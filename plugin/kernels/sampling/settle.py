@@ -52,6 +52,15 @@ if triton is not None:
         return d, i < n, count, above
 
     @triton.jit
+    def _kept(valid, count, above, kf, k_off, p_off, target, STRICT: tl.constexpr):
+        """Whether top-k and top-p keep a window token with count tokens and a mass of above strictly above it."""
+        if STRICT:
+            kept_p = above < target
+        else:
+            kept_p = above <= target
+        return valid & tl.where(k_off, True, count < kf) & tl.where(p_off, True, kept_p)
+
+    @triton.jit
     def _kept_by_pairs(window_ptr, n, kf, k_off, p_off, p, target, top_k_mass, above_count, above_mass,
                        STRICT: tl.constexpr, CAP: tl.constexpr, BI: tl.constexpr):
         """The deepest kept window token (-inf: none), by comparing every pair: BI window tokens at a time against
@@ -72,11 +81,7 @@ if triton is not None:
         for b in range(0, tl.cdiv(n, BI)):
             d, valid, count, above = _above_each(window_ptr, b * BI + tl.arange(0, BI), n, d_all, valid_all,
                                                  mass_all, above_count, above_mass)
-            if STRICT:
-                kept_p = above < target
-            else:
-                kept_p = above <= target
-            kept = valid & tl.where(k_off, True, count < kf) & tl.where(p_off, True, kept_p)
+            kept = _kept(valid, count, above, kf, k_off, p_off, target, STRICT)
             deepest = tl.maximum(deepest, tl.max(tl.where(kept, d, float("-inf")), axis=0))
         return deepest
 
@@ -98,11 +103,7 @@ if triton is not None:
             kth = tl.where(at >= 0.0, kth, float("-inf"))
             target = p * (above_mass + tl.sum(tl.where(valid & (d <= kth), mass, 0.0), axis=0))
         above = above_mass + (tl.cumsum(mass, axis=0) - mass)
-        if STRICT:
-            kept_p = above < target
-        else:
-            kept_p = above <= target
-        kept = valid & tl.where(k_off, True, above_count + every.to(tl.float32) < kf) & tl.where(p_off, True, kept_p)
+        kept = _kept(valid, above_count + every.to(tl.float32), above, kf, k_off, p_off, target, STRICT)
         return tl.max(tl.where(kept, d, float("-inf")), axis=0)
 
     @triton.jit
